@@ -1,0 +1,72 @@
+"""The one entrance for every channel: an adapter turns its provider's format into an
+`InboundMessage`, and `Intake.receive` makes it a durable, classified, queued contact.
+
+Order matters for "nothing lost": files first (content-addressed, so a retry rewrites nothing),
+then one database transaction, then the queue index (rebuilt from the database if we crash
+between the two), and only then does the adapter answer its provider.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from contacts.attachments import AttachmentStore
+from contacts.inbound import InboundMessage
+from contacts.models import Status
+from contacts.store import ContactStore, IntakeResult
+from kcc.clock import Clock
+from kcc.metrics import Metrics
+from router.router import Router
+
+log = logging.getLogger(__name__)
+
+
+class Intake:
+    def __init__(
+        self,
+        store: ContactStore,
+        router: Router,
+        attachments: AttachmentStore,
+        clock: Clock,
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.attachments = attachments
+        self.clock = clock
+        self.metrics = metrics
+
+    async def receive(self, inbound: InboundMessage) -> IntakeResult:
+        inbound = inbound.validated()
+        stored = []
+        for attachment in inbound.attachments:
+            digest, key = await self.attachments.save(attachment.data)
+            stored.append(
+                (attachment.filename[:255] or "bijlage", attachment.content_type[:127],
+                 len(attachment.data), digest, key)
+            )
+        result = await self.store.receive(inbound, self.router.planner.plan, self.clock.now(), stored)
+        self.metrics.contacts_received.labels(inbound.channel, result.outcome).inc()
+        if result.outcome == "created":
+            await self.router.enqueue(result.contact)
+            log.info("contact %s received on %s, queue %s", result.contact.reference,
+                     inbound.channel, result.contact.queue)
+        elif result.outcome == "follow_up":
+            await self._resume(result)
+        return result
+
+    async def _resume(self, result: IntakeResult) -> None:
+        """The resident answered a question we asked: the contact goes back to work."""
+        contact = result.contact
+        if contact.status != Status.waiting_on_resident:
+            return
+        agent_id = contact.assigned_agent_id
+        channel_class = self.router.planner.channel_class(contact.channel)
+        if agent_id is not None and await self.router.backend.reserve(agent_id, channel_class):
+            resumed = await self.store.change(
+                contact.id or 0, Status.assigned, "system:router", self.clock.now(),
+                reason="inwoner reageerde: terug naar dezelfde medewerker", taken_at=None,
+            )
+            self.router.announce(resumed, agent_id)
+        else:
+            await self.router.requeue(contact, "system:router", "inwoner reageerde")

@@ -1,0 +1,261 @@
+"""The one contact model: every channel produces these rows, every agent works on them.
+
+Tables (SQLModel on SQLAlchemy 2):
+- `Resident`: one person (party), reachable on several channels through their identifiers.
+- `Conversation`: a thread with a resident on one channel (a WhatsApp number, an e-mail thread,
+  a Telegram chat); follow-ups on it join the open contact.
+- `Contact`: one question/request/report/complaint/objection, the unit that is routed, queued,
+  assigned, answered and closed, with its SLA fields.
+- `Message`: each inbound or outbound message of a contact (the first one and follow-ups).
+- `Attachment`: metadata of a file stored outside the database.
+- `ContactEvent`: the append-only history of a contact (who, when, why).
+- `Agent`: a person or integration working with the API.
+- `ReferenceCounter`: the per-year sequence behind human references (KCC-2026-000123).
+
+JSON columns hold small lists/maps (skills, support needs, capacity). Timestamps are stored as
+aware UTC; SQLite drops the zone, so `UtcDateTime` puts it back on the way out.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every database (SQLite keeps no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the contact model stores aware UTC only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Channel(StrEnum):
+    whatsapp = "whatsapp"
+    telegram = "telegram"
+    email = "email"
+    webform = "webform"
+    post = "post"
+    phone = "phone"
+    counter = "counter"
+
+
+class Direction(StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+
+
+class Kind(StrEnum):
+    vraag = "vraag"
+    verzoek = "verzoek"
+    melding = "melding"
+    klacht = "klacht"
+    bezwaar = "bezwaar"
+
+
+class Status(StrEnum):
+    received = "received"
+    queued = "queued"
+    assigned = "assigned"
+    waiting_on_resident = "waiting_on_resident"
+    transferred = "transferred"
+    answered = "answered"
+    closed = "closed"
+
+
+# The lifecycle as a table: a transition not listed here is a bug, refused by the store.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.received: frozenset({Status.queued, Status.closed}),
+    Status.queued: frozenset({Status.assigned, Status.transferred, Status.closed}),
+    Status.assigned: frozenset(
+        {
+            Status.waiting_on_resident,
+            Status.transferred,
+            Status.answered,
+            Status.queued,
+            Status.closed,
+        }
+    ),
+    Status.waiting_on_resident: frozenset(
+        {Status.assigned, Status.queued, Status.answered, Status.closed}
+    ),
+    Status.transferred: frozenset({Status.queued}),
+    Status.answered: frozenset({Status.assigned, Status.queued, Status.closed}),
+    Status.closed: frozenset(),
+}
+
+OPEN_STATUSES: frozenset[Status] = frozenset(set(Status) - {Status.closed})
+# Statuses in which a contact occupies the capacity of its assigned agent.
+HELD_STATUSES: frozenset[Status] = frozenset({Status.assigned, Status.answered})
+
+
+class AgentRole(StrEnum):
+    agent = "agent"
+    teamlead = "teamlead"
+    admin = "admin"
+    integration = "integration"  # a system that feeds contacts in (adapters, website, KISS...)
+
+
+class AgentStatus(StrEnum):
+    available = "available"
+    away = "away"
+    busy = "busy"
+    offline = "offline"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json() -> Any:
+    return sa.JSON()
+
+
+class Resident(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=32, index=True)
+    email: str | None = Field(default=None, max_length=320, index=True)
+    telegram_id: str | None = Field(default=None, max_length=64, index=True)
+    postal_address: str | None = Field(default=None, max_length=500)
+    preferred_channel: str | None = Field(default=None, max_length=16)
+    language: str | None = Field(default=None, max_length=8)
+    # Zorgplicht: e.g. interpreter, easy_language_b1, visual_impairment, prefers_phone.
+    support_needs: list[str] = Field(default_factory=list, sa_type=_json())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class Conversation(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("channel", "thread_key", name="uq_conversation_thread"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    # The channel's own thread identity: a phone number, a chat id, an e-mail thread root.
+    thread_key: str = Field(max_length=500)
+    resident_id: int | None = Field(default=None, foreign_key="resident.id", index=True)
+    last_agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    last_inbound_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class Contact(SQLModel, table=True):
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "channel_message_id", name="uq_contact_channel_message"),
+        sa.Index("ix_contact_status_queue", "status", "queue"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=32, unique=True)
+    channel: str = Field(max_length=16)
+    direction: str = Field(default=Direction.inbound, max_length=8)
+    received_at: datetime = Field(sa_type=UtcDateTime)
+    channel_message_id: str = Field(max_length=200)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    resident_id: int | None = Field(default=None, foreign_key="resident.id", index=True)
+    reply_channel: str | None = Field(default=None, max_length=16)
+
+    subject: str = Field(default="", max_length=300)
+    body: str = Field(default="", sa_type=sa.Text())
+    language: str = Field(default="nl", max_length=8)
+
+    kind: str = Field(default=Kind.vraag, max_length=16)
+    topic: str = Field(default="", max_length=64)
+    skills: list[str] = Field(default_factory=list, sa_type=_json())
+
+    status: str = Field(default=Status.received, max_length=24, index=True)
+    priority: int = Field(default=0)
+    queue: str | None = Field(default=None, max_length=64)
+    escalation_level: int = Field(default=0)
+    enqueued_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    assigned_agent_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    assigned_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    taken_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+    ack_due: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    answer_due: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    acked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    answered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # When the router raises its priority (a share of the answer term has passed); cleared once
+    # raised. Indexed so the sweep finds due contacts without scanning the open ones.
+    at_risk_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
+    closed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    outcome: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, sa_type=sa.Text())
+
+
+class Message(SQLModel, table=True):
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "channel_message_id", name="uq_message_channel_message"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str = Field(max_length=16)
+    direction: str = Field(max_length=8)
+    channel_message_id: str = Field(max_length=200)
+    at: datetime = Field(sa_type=UtcDateTime)
+    agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    body: str = Field(default="", sa_type=sa.Text())
+    # Outbound: queued -> sent -> delivered/read, or failed; inbound: received.
+    delivery_status: str = Field(default="received", max_length=16)
+    delivery_detail: str | None = Field(default=None, max_length=500)
+
+
+class Attachment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=127)
+    size: int
+    sha256: str = Field(max_length=64)
+    storage_key: str = Field(max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class ContactEvent(SQLModel, table=True):
+    """Append-only: the store only ever inserts these rows."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    at: datetime = Field(sa_type=UtcDateTime)
+    type: str = Field(max_length=32)  # status, follow_up, transfer, note, reply, escalation
+    from_status: str | None = Field(default=None, max_length=24)
+    to_status: str | None = Field(default=None, max_length=24)
+    actor: str = Field(max_length=64)  # "agent:12", "system:router", "channel:webform"
+    reason: str | None = Field(default=None, max_length=500)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=_json())
+
+
+class Agent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    role: str = Field(default=AgentRole.agent, max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    skills: dict[str, int] = Field(default_factory=dict, sa_type=_json())
+    capacity: dict[str, int] = Field(default_factory=dict, sa_type=_json())
+    status: str = Field(default=AgentStatus.offline, max_length=16)
+    status_since: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class ReferenceCounter(SQLModel, table=True):
+    year: int = Field(primary_key=True)
+    last: int = Field(default=0)

@@ -1,0 +1,641 @@
+"""Persistence of contacts: the database is the source of truth, every change is one transaction.
+
+Every status change goes through `_transition`, which checks the lifecycle table and appends a
+`ContactEvent`; nothing here updates or deletes an event. Claims are conditional updates
+(`... WHERE status = 'queued'`), so two routers in two processes can never both assign a contact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col, select
+
+from contacts.inbound import InboundMessage, ResidentIdentity
+from contacts.models import (
+    HELD_STATUSES,
+    OPEN_STATUSES,
+    TRANSITIONS,
+    Agent,
+    Attachment,
+    Contact,
+    ContactEvent,
+    Conversation,
+    Direction,
+    Message,
+    ReferenceCounter,
+    Resident,
+    Status,
+)
+
+
+class TransitionError(ValueError):
+    """A status change the lifecycle does not allow (e.g. replying to a closed contact)."""
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """Where a new or re-queued contact goes; decided by the router before the commit."""
+
+    topic: str
+    kind: str
+    language: str
+    skills: list[str]
+    queue: str
+    priority: int
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    contact: Contact
+    outcome: Literal["created", "follow_up", "duplicate"]
+    message: Message
+
+
+PlanFn = Callable[[InboundMessage], RoutePlan]
+AttachmentSaver = Callable[[bytes], Awaitable[str]]
+
+
+def format_reference(year: int, number: int) -> str:
+    return f"KCC-{year}-{number:06d}"
+
+
+class ContactStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    # --- intake -----------------------------------------------------------------------------
+
+    async def receive(
+        self,
+        inbound: InboundMessage,
+        plan: PlanFn,
+        now: datetime,
+        stored_attachments: Sequence[tuple[str, str, int, str, str]] = (),
+    ) -> IntakeResult:
+        """Make an inbound message durable: a new contact, a follow-up on the open contact of its
+        conversation, or — when the channel already delivered it — the existing contact.
+
+        `stored_attachments`: (filename, content_type, size, sha256, storage_key) of files the
+        caller already wrote to the attachment store (content-addressed, so a retry is harmless).
+        """
+        try:
+            async with self.sessions() as session, session.begin():
+                return await self._receive(session, inbound, plan, now, stored_attachments)
+        except IntegrityError:
+            # A concurrent delivery of the same provider message won the race: answer with it.
+            existing = await self.find_message(inbound.channel, inbound.channel_message_id)
+            if existing is None:
+                raise
+            contact, message = existing
+            return IntakeResult(contact, "duplicate", message)
+
+    async def _receive(
+        self,
+        session: AsyncSession,
+        inbound: InboundMessage,
+        plan: PlanFn,
+        now: datetime,
+        stored_attachments: Sequence[tuple[str, str, int, str, str]],
+    ) -> IntakeResult:
+        duplicate = await session.execute(
+            select(Message, Contact)
+            .join(Contact, col(Contact.id) == col(Message.contact_id))
+            .where(Message.channel == inbound.channel)
+            .where(Message.channel_message_id == inbound.channel_message_id)
+        )
+        row = duplicate.first()
+        if row is not None:
+            return IntakeResult(row[1], "duplicate", row[0])
+
+        received_at = inbound.received_at or now
+        resident = await self._resolve_resident(session, inbound.sender, inbound.channel)
+        conversation = await self._conversation(session, inbound, resident, received_at)
+        actor = f"channel:{inbound.channel}"
+
+        open_contact = (
+            await session.execute(
+                select(Contact)
+                .where(Contact.conversation_id == conversation.id)
+                .where(col(Contact.status).in_([s.value for s in OPEN_STATUSES]))
+                .order_by(col(Contact.id).desc())
+                .limit(1)
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+
+        if open_contact is not None:
+            message = self._message(open_contact, inbound, received_at)
+            session.add(message)
+            session.add(
+                ContactEvent(
+                    contact_id=open_contact.id or 0, at=now, type="follow_up", actor=actor,
+                    reason="bericht van inwoner in lopend gesprek",
+                )
+            )
+            await session.flush()
+            self._attach(session, open_contact, message, stored_attachments)
+            return IntakeResult(open_contact, "follow_up", message)
+
+        route = plan(inbound)
+        contact = Contact(
+            reference=await self._next_reference(session, received_at.year),
+            channel=inbound.channel,
+            direction=Direction.inbound,
+            received_at=received_at,
+            channel_message_id=inbound.channel_message_id,
+            conversation_id=conversation.id,
+            resident_id=resident.id if resident else None,
+            reply_channel=(resident.preferred_channel if resident else None) or inbound.channel,
+            subject=inbound.subject,
+            body=inbound.text,
+            language=route.language,
+            kind=route.kind,
+            topic=route.topic,
+            skills=route.skills,
+            status=Status.queued,
+            priority=route.priority,
+            queue=route.queue,
+            enqueued_at=now,
+        )
+        session.add(contact)
+        await session.flush()
+        assert contact.id is not None
+        session.add(
+            ContactEvent(contact_id=contact.id, at=now, type="status", to_status=Status.received,
+                         actor=actor)
+        )
+        session.add(
+            ContactEvent(
+                contact_id=contact.id, at=now, type="status", from_status=Status.received,
+                to_status=Status.queued, actor="system:router",
+                reason=f"onderwerp {route.topic}, wachtrij {route.queue}",
+                data={"skills": route.skills, "kind": route.kind, "language": route.language},
+            )
+        )
+        message = self._message(contact, inbound, received_at)
+        session.add(message)
+        await session.flush()
+        self._attach(session, contact, message, stored_attachments)
+        return IntakeResult(contact, "created", message)
+
+    @staticmethod
+    def _message(contact: Contact, inbound: InboundMessage, at: datetime) -> Message:
+        return Message(
+            contact_id=contact.id or 0,
+            channel=inbound.channel,
+            direction=Direction.inbound,
+            channel_message_id=inbound.channel_message_id,
+            at=at,
+            body=inbound.text if not inbound.subject else f"{inbound.subject}\n\n{inbound.text}",
+        )
+
+    @staticmethod
+    def _attach(
+        session: AsyncSession,
+        contact: Contact,
+        message: Message,
+        stored: Sequence[tuple[str, str, int, str, str]],
+    ) -> None:
+        for filename, content_type, size, sha256, key in stored:
+            session.add(
+                Attachment(
+                    contact_id=contact.id or 0, message_id=message.id, filename=filename,
+                    content_type=content_type, size=size, sha256=sha256, storage_key=key,
+                )
+            )
+
+    async def _resolve_resident(
+        self, session: AsyncSession, who: ResidentIdentity, channel: str
+    ) -> Resident | None:
+        """One resident across channels: match on any identifier, fill in what was missing."""
+        if not who.has_identifier:
+            if not (who.name or who.postal_address):
+                return None
+            resident = Resident(name=who.name, postal_address=who.postal_address)
+        else:
+            matches = []
+            for column, value in (
+                (Resident.phone, who.phone),
+                (Resident.email, who.email),
+                (Resident.telegram_id, who.telegram_id),
+            ):
+                if value:
+                    matches.append(col(column) == value)
+            resident = (
+                await session.execute(
+                    select(Resident).where(sa.or_(*matches)).order_by(col(Resident.id)).limit(1)
+                )
+            ).scalar_one_or_none() or Resident()
+        resident.name = resident.name or who.name
+        resident.phone = resident.phone or who.phone
+        resident.email = resident.email or who.email
+        resident.telegram_id = resident.telegram_id or who.telegram_id
+        resident.postal_address = who.postal_address or resident.postal_address
+        resident.preferred_channel = (
+            who.preferred_channel or resident.preferred_channel or channel
+        )
+        resident.language = who.language or resident.language
+        if who.support_needs:
+            resident.support_needs = sorted(set(resident.support_needs) | set(who.support_needs))
+        session.add(resident)
+        await session.flush()
+        return resident
+
+    async def _conversation(
+        self,
+        session: AsyncSession,
+        inbound: InboundMessage,
+        resident: Resident | None,
+        at: datetime,
+    ) -> Conversation:
+        thread_key = inbound.thread_key or f"message:{inbound.channel_message_id}"
+        conversation = (
+            await session.execute(
+                select(Conversation)
+                .where(Conversation.channel == inbound.channel)
+                .where(Conversation.thread_key == thread_key)
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        if conversation is None:
+            conversation = Conversation(channel=inbound.channel, thread_key=thread_key)
+        if resident is not None and conversation.resident_id is None:
+            conversation.resident_id = resident.id
+        conversation.last_inbound_at = at
+        session.add(conversation)
+        await session.flush()
+        return conversation
+
+    async def _next_reference(self, session: AsyncSession, year: int) -> str:
+        dialect = session.bind.dialect.name
+        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        await session.execute(
+            insert(ReferenceCounter).values(year=year, last=0).on_conflict_do_nothing()
+        )
+        number = (
+            await session.execute(
+                sa.update(ReferenceCounter)
+                .where(col(ReferenceCounter.year) == year)
+                .values(last=col(ReferenceCounter.last) + 1)
+                .returning(col(ReferenceCounter.last))
+            )
+        ).scalar_one()
+        return format_reference(year, number)
+
+    # --- reads --------------------------------------------------------------------------------
+
+    async def find_message(self, channel: str, channel_message_id: str) -> tuple[Contact, Message] | None:
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(Contact, Message)
+                    .join(Message, col(Message.contact_id) == col(Contact.id))
+                    .where(Message.channel == channel)
+                    .where(Message.channel_message_id == channel_message_id)
+                )
+            ).first()
+            return (row[0], row[1]) if row else None
+
+    async def get(self, contact_id: int) -> Contact | None:
+        async with self.sessions() as session:
+            return await session.get(Contact, contact_id)
+
+    async def by_reference(self, reference: str) -> Contact | None:
+        async with self.sessions() as session:
+            return (
+                await session.execute(select(Contact).where(Contact.reference == reference))
+            ).scalar_one_or_none()
+
+    async def resident(self, resident_id: int | None) -> Resident | None:
+        if resident_id is None:
+            return None
+        async with self.sessions() as session:
+            return await session.get(Resident, resident_id)
+
+    async def messages(self, contact_id: int) -> list[Message]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Message).where(Message.contact_id == contact_id).order_by(col(Message.id))
+            )
+            return list(rows.scalars())
+
+    async def events(self, contact_id: int) -> list[ContactEvent]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(ContactEvent)
+                .where(ContactEvent.contact_id == contact_id)
+                .order_by(col(ContactEvent.id))
+            )
+            return list(rows.scalars())
+
+    async def attachments(self, contact_id: int) -> list[Attachment]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Attachment).where(Attachment.contact_id == contact_id)
+            )
+            return list(rows.scalars())
+
+    async def history(self, resident_id: int | None, limit: int = 50) -> list[Contact]:
+        """The resident's contacts on every channel, newest first ("tell your story once")."""
+        if resident_id is None:
+            return []
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Contact)
+                .where(Contact.resident_id == resident_id)
+                .order_by(col(Contact.received_at).desc())
+                .limit(limit)
+            )
+            return list(rows.scalars())
+
+    async def queued(self) -> list[Contact]:
+        """Every contact that should be waiting in a queue (for rebuilding the queue index)."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Contact).where(Contact.status == Status.queued).order_by(col(Contact.id))
+            )
+            return list(rows.scalars())
+
+    async def held_loads(self) -> dict[int, dict[str, int]]:
+        """Per agent and channel: how many contacts the agent holds (for rebuilding presence)."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Contact.assigned_agent_id, Contact.channel, sa.func.count())
+                .where(col(Contact.status).in_([s.value for s in HELD_STATUSES]))
+                .where(col(Contact.assigned_agent_id).is_not(None))
+                .group_by(col(Contact.assigned_agent_id), col(Contact.channel))
+            )
+            loads: dict[int, dict[str, int]] = {}
+            for agent_id, channel, count in rows:
+                loads.setdefault(agent_id, {})[channel] = count
+            return loads
+
+    async def offered_to(self, agent_id: int) -> list[Contact]:
+        """Contacts the router assigned to this agent that the agent has not taken yet."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Contact)
+                .where(Contact.assigned_agent_id == agent_id)
+                .where(Contact.status == Status.assigned)
+                .where(col(Contact.taken_at).is_(None))
+                .order_by(col(Contact.priority).desc(), col(Contact.assigned_at))
+            )
+            return list(rows.scalars())
+
+    async def open_for_agent(self, agent_id: int) -> list[Contact]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Contact)
+                .where(Contact.assigned_agent_id == agent_id)
+                .where(col(Contact.status).in_([s.value for s in HELD_STATUSES]))
+                .order_by(col(Contact.assigned_at))
+            )
+            return list(rows.scalars())
+
+    async def last_agent_of_conversation(self, conversation_id: int | None) -> int | None:
+        if conversation_id is None:
+            return None
+        async with self.sessions() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            return conversation.last_agent_id if conversation else None
+
+    async def conversation(self, conversation_id: int | None) -> Conversation | None:
+        if conversation_id is None:
+            return None
+        async with self.sessions() as session:
+            return await session.get(Conversation, conversation_id)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def assign_if_queued(
+        self, contact_id: int, agent_id: int, now: datetime, reason: str, taken: bool = False
+    ) -> Contact | None:
+        """The authoritative claim: succeeds for exactly one caller, in any process."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                sa.update(Contact)
+                .where(col(Contact.id) == contact_id)
+                .where(col(Contact.status) == Status.queued)
+                .values(
+                    status=Status.assigned,
+                    assigned_agent_id=agent_id,
+                    assigned_at=now,
+                    taken_at=now if taken else None,
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            session.add(
+                ContactEvent(
+                    contact_id=contact_id, at=now, type="status", from_status=Status.queued,
+                    to_status=Status.assigned, actor="system:router", reason=reason,
+                    data={"agent_id": agent_id},
+                )
+            )
+            return await session.get(Contact, contact_id)
+
+    async def mark_taken(self, contact_id: int, agent_id: int, now: datetime) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                sa.update(Contact)
+                .where(col(Contact.id) == contact_id)
+                .where(col(Contact.assigned_agent_id) == agent_id)
+                .where(col(Contact.taken_at).is_(None))
+                .values(taken_at=now)
+            )
+
+    async def change(
+        self,
+        contact_id: int,
+        to_status: Status,
+        actor: str,
+        now: datetime,
+        reason: str | None = None,
+        event_type: str = "status",
+        data: dict[str, Any] | None = None,
+        expect_agent: int | None = None,
+        **fields: Any,
+    ) -> Contact:
+        """Move a contact along its lifecycle, with the given field updates, in one transaction.
+
+        `expect_agent`: refuse unless the contact is assigned to this agent (an agent acts only on
+        their own contacts)."""
+        async with self.sessions() as session, session.begin():
+            contact = (
+                await session.execute(
+                    select(Contact).where(Contact.id == contact_id).with_for_update()
+                )
+            ).scalar_one_or_none()
+            if contact is None:
+                raise TransitionError("contact not found")
+            if expect_agent is not None and contact.assigned_agent_id != expect_agent:
+                raise TransitionError("this contact is not assigned to you")
+            self._transition(session, contact, to_status, actor, now, reason, event_type, data)
+            for name, value in fields.items():
+                setattr(contact, name, value)
+            session.add(contact)
+            if to_status == Status.closed and contact.conversation_id and contact.assigned_agent_id:
+                conversation = await session.get(Conversation, contact.conversation_id)
+                if conversation is not None:
+                    conversation.last_agent_id = contact.assigned_agent_id
+                    session.add(conversation)
+            return contact
+
+    @staticmethod
+    def _transition(
+        session: AsyncSession,
+        contact: Contact,
+        to_status: Status,
+        actor: str,
+        now: datetime,
+        reason: str | None,
+        event_type: str,
+        data: dict[str, Any] | None,
+    ) -> None:
+        current = Status(contact.status)
+        if to_status != current and to_status not in TRANSITIONS[current]:
+            raise TransitionError(f"a contact that is {current} cannot become {to_status}")
+        session.add(
+            ContactEvent(
+                contact_id=contact.id or 0, at=now, type=event_type,
+                from_status=current, to_status=to_status, actor=actor, reason=reason,
+                data=data or {},
+            )
+        )
+        contact.status = to_status
+
+    async def record_outbound(
+        self,
+        contact_id: int,
+        agent_id: int | None,
+        channel: str,
+        body: str,
+        now: datetime,
+        channel_message_id: str,
+    ) -> Message:
+        async with self.sessions() as session, session.begin():
+            message = Message(
+                contact_id=contact_id, channel=channel, direction=Direction.outbound,
+                channel_message_id=channel_message_id, at=now, agent_id=agent_id, body=body,
+                delivery_status="queued",
+            )
+            session.add(message)
+            await session.flush()
+            return message
+
+    async def set_delivery(
+        self, message_id: int, status: str, detail: str | None = None,
+        channel_message_id: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"delivery_status": status, "delivery_detail": detail}
+        if channel_message_id:
+            values["channel_message_id"] = channel_message_id
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                sa.update(Message).where(col(Message.id) == message_id).values(**values)
+            )
+
+    async def add_event(
+        self, contact_id: int, now: datetime, event_type: str, actor: str,
+        reason: str | None = None, data: dict[str, Any] | None = None,
+    ) -> None:
+        async with self.sessions() as session, session.begin():
+            session.add(
+                ContactEvent(contact_id=contact_id, at=now, type=event_type, actor=actor,
+                             reason=reason, data=data or {})
+            )
+
+    async def update_routing(
+        self, contact_id: int, *, priority: int | None = None,
+        escalation_level: int | None = None,
+    ) -> None:
+        values: dict[str, Any] = {}
+        if priority is not None:
+            values["priority"] = priority
+        if escalation_level is not None:
+            values["escalation_level"] = escalation_level
+        if not values:
+            return
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                sa.update(Contact).where(col(Contact.id) == contact_id).values(**values)
+            )
+
+    async def set_deadlines(
+        self, contact_id: int, ack_due: datetime | None, answer_due: datetime | None,
+        at_risk_at: datetime | None,
+    ) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                sa.update(Contact)
+                .where(col(Contact.id) == contact_id)
+                .values(ack_due=ack_due, answer_due=answer_due, at_risk_at=at_risk_at)
+            )
+
+    async def due_for_priority_raise(self, now: datetime, limit: int = 500) -> list[Contact]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Contact)
+                .where(col(Contact.at_risk_at) <= now)
+                .where(Contact.status == Status.queued)
+                .order_by(col(Contact.at_risk_at))
+                .limit(limit)
+            )
+            return list(rows.scalars())
+
+    async def raise_priority(self, contact_id: int, priority: int, now: datetime) -> bool:
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                sa.update(Contact)
+                .where(col(Contact.id) == contact_id)
+                .where(col(Contact.at_risk_at).is_not(None))
+                .values(priority=priority, at_risk_at=None)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            session.add(
+                ContactEvent(contact_id=contact_id, at=now, type="priority", actor="system:router",
+                             reason="termijn nadert: prioriteit verhoogd",
+                             data={"priority": priority})
+            )
+            return True
+
+    # --- agents -------------------------------------------------------------------------------
+
+    async def add_agent(self, agent: Agent) -> Agent:
+        async with self.sessions() as session, session.begin():
+            session.add(agent)
+            await session.flush()
+            return agent
+
+    async def agent_by_token_hash(self, token_hash: str) -> Agent | None:
+        async with self.sessions() as session:
+            return (
+                await session.execute(
+                    select(Agent).where(Agent.token_hash == token_hash).where(col(Agent.active))
+                )
+            ).scalar_one_or_none()
+
+    async def agent(self, agent_id: int) -> Agent | None:
+        async with self.sessions() as session:
+            return await session.get(Agent, agent_id)
+
+    async def agents(self) -> list[Agent]:
+        async with self.sessions() as session:
+            return list((await session.execute(select(Agent).order_by(col(Agent.id)))).scalars())
+
+    async def set_agent_status(self, agent_id: int, status: str, now: datetime) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                sa.update(Agent)
+                .where(col(Agent.id) == agent_id)
+                .values(status=status, status_since=now)
+            )

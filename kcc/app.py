@@ -1,0 +1,63 @@
+"""The aiohttp application: channels, the API, metrics and health, on one set of services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from adapters.webform import handlers as webform
+from kcc.api import agents, contacts, queues
+from kcc.api.errors import error_middleware
+from kcc.api.openapi import serve as openapi
+from kcc.services import Services
+from kcc.web_keys import SERVICES
+
+
+async def metrics(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    await services.metrics.refresh(
+        services.backend, list(services.config.queues), services.clock.now().timestamp()
+    )
+    return web.Response(body=services.metrics.render(),
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    async with services.engine.connect() as connection:
+        await connection.execute(sa.text("SELECT 1"))
+    return web.json_response({"status": "ok", "queue_index_built":
+                              await services.backend.is_built()})
+
+
+def create_app(services: Services, start: bool = True, sweep: bool = True) -> web.Application:
+    """`start`: start the router (and its sweep) with the app, close the services after it."""
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=services.settings.max_request_bytes
+    )
+    app[SERVICES] = services
+    if start:
+        async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+            await services.start(sweep=sweep)
+            yield
+            await services.close()
+
+        app.cleanup_ctx.append(lifecycle)
+
+    webform.add_routes(app)
+    app.router.add_post("/api/contacts", contacts.ingest)
+    app.router.add_get("/api/contacts/{reference}", contacts.get_contact)
+    app.router.add_post("/api/contacts/{reference}/reply", contacts.reply)
+    app.router.add_post("/api/contacts/{reference}/transfer", contacts.transfer)
+    app.router.add_post("/api/contacts/{reference}/wait", contacts.wait_on_resident)
+    app.router.add_post("/api/contacts/{reference}/close", contacts.close)
+    app.router.add_get("/api/queues", queues.list_queues)
+    app.router.add_get("/api/agents/me", agents.me)
+    app.router.add_post("/api/agents/me/status", agents.set_status)
+    app.router.add_post("/api/agents/me/next", agents.next_contact)
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    return app

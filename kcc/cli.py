@@ -1,0 +1,158 @@
+"""`kcc`: run the service, the demo, and manage agents."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from agents.registry import AgentError, add_agent, parse_skills
+from kcc.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        config_dir=Path(args.config_dir) if args.config_dir else None,
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="data directory (KCC_DATA_DIR, default ./data)")
+    parser.add_argument("--config-dir", help="configuration directory (KCC_CONFIG_DIR)")
+    parser.add_argument("--database-url", help="database URL (KCC_DATABASE_URL; default SQLite "
+                                               "in the data directory)")
+    parser.add_argument("--redis-url", help="Redis URL for shared queues (KCC_REDIS_URL; "
+                                            "default the embedded in-process backend)")
+
+
+def _configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Access logs carry paths with references but never bodies; keep them at INFO.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from kcc.app import create_app
+    from kcc.services import Services
+
+    settings = _settings(args)
+    _configure_logging(args.verbose)
+
+    async def make() -> web.Application:
+        services = await Services.build(settings)
+        return create_app(services)
+
+    web.run_app(make(), host=settings.host, port=settings.port, access_log_format=(
+        '%a "%r" %s %b %Tfs'))
+    return 0
+
+
+async def _add_agent(args: argparse.Namespace) -> int:
+    from kcc.clock import SystemClock
+    from kcc.services import Services
+
+    services = await Services.build(_settings(args))
+    try:
+        skills = parse_skills(args.skills) if args.skills is not None else None
+        capacity = (
+            {k: int(v) for k, v in parse_skills(args.capacity.replace("=", ":")).items()}
+            if args.capacity else None
+        )
+        agent, token = await add_agent(
+            services.store, services.config, SystemClock(), args.name, args.role, skills,
+            capacity,
+        )
+    except AgentError as error:
+        print(f"kcc: {error}", file=sys.stderr)
+        return 2
+    finally:
+        await services.close()
+    print(f"agent {agent.id} {agent.name} ({agent.role}) created; its API token (shown once):")
+    print(token)
+    return 0
+
+
+def agents_add(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_add_agent(args))
+    except Exception as error:  # e.g. the name is taken: a clear line, not a traceback
+        print(f"kcc: could not add the agent: {type(error).__name__}: {error}".splitlines()[0],
+              file=sys.stderr)
+        return 1
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from contacts.schema import upgrade_sync
+
+    upgrade_sync(_settings(args).effective_database_url)
+    print("database is at the newest schema")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from kcc.demo import run_demo
+
+    settings = _settings(args)
+    if not args.data_dir:
+        settings = Settings(**{**settings.__dict__, "data_dir": Path("data/demo")})
+    _configure_logging(args.verbose)
+    return asyncio.run(run_demo(settings, minutes=args.minutes, port=args.port or 8080,
+                                agents=args.agents, rate=args.rate))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kcc", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p_serve = commands.add_parser("serve", help="run the service")
+    _common(p_serve)
+    p_serve.add_argument("--host", help="listen address (KCC_HOST, default 127.0.0.1)")
+    p_serve.add_argument("--port", type=int, help="port (KCC_PORT, default 8080)")
+    p_serve.add_argument("-v", "--verbose", action="store_true")
+    p_serve.set_defaults(func=serve)
+
+    p_demo = commands.add_parser("demo", help="the service with simulated residents and agents")
+    _common(p_demo)
+    p_demo.add_argument("--port", type=int, default=8080)
+    p_demo.add_argument("--minutes", type=float, default=0,
+                        help="stop after this many minutes (0: run until Ctrl-C)")
+    p_demo.add_argument("--agents", type=int, default=8, help="simulated agents")
+    p_demo.add_argument("--rate", type=float, default=2.0, help="new contacts per second")
+    p_demo.add_argument("-v", "--verbose", action="store_true")
+    p_demo.set_defaults(func=demo)
+
+    p_migrate = commands.add_parser("migrate", help="bring the database to the newest schema")
+    _common(p_migrate)
+    p_migrate.set_defaults(func=migrate)
+
+    p_agents = commands.add_parser("agents", help="manage agents")
+    agent_commands = p_agents.add_subparsers(dest="agents_command", required=True)
+    p_add = agent_commands.add_parser("add", help="add an agent and print its API token")
+    _common(p_add)
+    p_add.add_argument("--name", required=True)
+    p_add.add_argument("--skills", help="comma-separated, with optional level: "
+                                        "burgerzaken:3,nl,en:2,written,phone")
+    p_add.add_argument("--capacity", help="per channel kind: phone=1,chat=3,written=5")
+    p_add.add_argument("--role", default="agent",
+                       choices=["agent", "teamlead", "admin", "integration"])
+    p_add.set_defaults(func=agents_add)
+
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""Wiring: one place that builds the store, queue backend, router, intake and outbox from the
+settings, starts them in order and stops them in reverse."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.intake import Intake
+from adapters.outbound import Outbox
+from contacts.attachments import AttachmentStore
+from contacts.database import create_engine, session_factory
+from contacts.schema import upgrade
+from contacts.store import ContactStore
+from kcc.clock import Clock, SystemClock
+from kcc.metrics import Metrics
+from kcc.settings import Settings
+from queues.base import QueueBackend
+from router.classify import Classifier
+from router.config import RoutingConfig
+from router.planner import RoutePlanner
+from router.router import Router
+
+log = logging.getLogger(__name__)
+
+
+def make_backend(redis_url: str) -> QueueBackend:
+    if redis_url:
+        from queues.redis import RedisQueueBackend
+
+        return RedisQueueBackend(redis_url)
+    from queues.memory import MemoryQueueBackend
+
+    return MemoryQueueBackend()
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    config: RoutingConfig
+    engine: AsyncEngine
+    store: ContactStore
+    backend: QueueBackend
+    planner: RoutePlanner
+    router: Router
+    intake: Intake
+    outbox: Outbox
+    attachments: AttachmentStore
+    metrics: Metrics
+    scheduler: AsyncIOScheduler | None = field(default=None)
+
+    @classmethod
+    async def build(
+        cls, settings: Settings, clock: Clock | None = None, migrate: bool = True
+    ) -> Services:
+        clock = clock or SystemClock()
+        config = RoutingConfig.load(settings.config_dir)
+        classifier = Classifier.from_config(settings.config_dir)
+        url = settings.effective_database_url
+        if migrate:
+            await upgrade(url)
+        engine = create_engine(url)
+        store = ContactStore(session_factory(engine))
+        backend = make_backend(settings.redis_url)
+        planner = RoutePlanner(config, classifier)
+        router = Router(store, backend, planner, clock)
+        metrics = Metrics()
+        attachments = AttachmentStore(
+            settings.data_dir / "attachments", settings.max_attachment_bytes
+        )
+        intake = Intake(store, router, attachments, clock, metrics)
+        router.listeners.append(lambda contact, _agent: metrics.assignments.labels(
+            contact.queue or "").inc())
+        return cls(
+            settings=settings, clock=clock, config=config, engine=engine, store=store,
+            backend=backend, planner=planner, router=router, intake=intake,
+            outbox=Outbox(store, clock), attachments=attachments, metrics=metrics,
+        )
+
+    async def start(self, sweep: bool = True) -> None:
+        await self.router.start()
+        if sweep:
+            self.scheduler = AsyncIOScheduler()
+            self.scheduler.add_job(
+                self.router.sweep, "interval", seconds=self.config.sweep_seconds,
+                id="router-sweep", max_instances=1, coalesce=True, misfire_grace_time=30,
+            )
+            self.scheduler.start()
+
+    async def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        await self.router.stop()
+        await self.backend.close()
+        await self.engine.dispose()
