@@ -42,15 +42,26 @@ class Intake:
         for attachment in inbound.attachments:
             digest, key = await self.attachments.save(attachment.data)
             stored.append(
-                (attachment.filename[:255] or "bijlage", attachment.content_type[:127],
-                 len(attachment.data), digest, key)
+                (
+                    attachment.filename[:255] or "bijlage",
+                    attachment.content_type[:127],
+                    len(attachment.data),
+                    digest,
+                    key,
+                )
             )
-        result = await self.store.receive(inbound, self.router.planner.plan, self.clock.now(), stored)
+        result = await self.store.receive(
+            inbound, self.router.planner.plan, self.clock.now(), stored
+        )
         self.metrics.contacts_received.labels(inbound.channel, result.outcome).inc()
         if result.outcome == "created":
             await self.router.enqueue(result.contact)
-            log.info("contact %s received on %s, queue %s", result.contact.reference,
-                     inbound.channel, result.contact.queue)
+            log.info(
+                "contact %s received on %s, queue %s",
+                result.contact.reference,
+                inbound.channel,
+                result.contact.queue,
+            )
         elif result.outcome == "follow_up":
             await self._resume(result)
         return result
@@ -64,8 +75,12 @@ class Intake:
         channel_class = self.router.planner.channel_class(contact.channel)
         if agent_id is not None and await self.router.backend.reserve(agent_id, channel_class):
             resumed = await self.store.change(
-                contact.id or 0, Status.assigned, "system:router", self.clock.now(),
-                reason="inwoner reageerde: terug naar dezelfde medewerker", taken_at=None,
+                contact.id or 0,
+                Status.assigned,
+                "system:router",
+                self.clock.now(),
+                reason="inwoner reageerde: terug naar dezelfde medewerker",
+                taken_at=None,
             )
             self.router.announce(resumed, agent_id)
         else:

@@ -71,16 +71,21 @@ class Outbox:
             (m.channel_message_id for m in reversed(messages) if m.direction == "inbound"), None
         )
         outbound = OutboundMessage(
-            reference=contact.reference, channel=message.channel, resident=resident,
+            reference=contact.reference,
+            channel=message.channel,
+            resident=resident,
             subject=f"{contact.subject or 'Uw contact met de gemeente'} [{contact.reference}]",
-            text=message.body, in_reply_to=last_inbound,
+            text=message.body,
+            in_reply_to=last_inbound,
         )
         try:
             delivery = await sender.send(outbound)
         except Exception as error:  # a provider failure must not lose the reply
             log.warning("sending on %s failed: %s", message.channel, type(error).__name__)
-            delivery = Delivery("queued", detail=f"verzenden mislukt, wordt opnieuw geprobeerd: "
-                                                 f"{type(error).__name__}")
+            delivery = Delivery(
+                "queued",
+                detail=f"verzenden mislukt, wordt opnieuw geprobeerd: {type(error).__name__}",
+            )
         await self.store.set_delivery(
             message.id or 0, delivery.status, delivery.detail, delivery.provider_id
         )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from agents.tokens import hash_token, new_token
 from contacts.models import Agent, AgentRole, AgentStatus
 from contacts.store import ContactStore
 from kcc.clock import Clock
 from router.config import RoutingConfig
-
-from agents.tokens import hash_token, new_token
 
 
 class AgentError(ValueError):

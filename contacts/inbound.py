@@ -11,8 +11,15 @@ from contacts.models import Channel
 MAX_TEXT_CHARS = 100_000
 MAX_SUBJECT_CHARS = 300
 SUPPORT_NEEDS = frozenset(
-    {"interpreter", "easy_language_b1", "visual_impairment", "hearing_impairment",
-     "prefers_phone", "low_digital_skills", "low_literacy"}
+    {
+        "interpreter",
+        "easy_language_b1",
+        "visual_impairment",
+        "hearing_impairment",
+        "prefers_phone",
+        "low_digital_skills",
+        "low_literacy",
+    }
 )
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")

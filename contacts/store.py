@@ -136,7 +136,10 @@ class ContactStore:
             session.add(message)
             session.add(
                 ContactEvent(
-                    contact_id=open_contact.id or 0, at=now, type="follow_up", actor=actor,
+                    contact_id=open_contact.id or 0,
+                    at=now,
+                    type="follow_up",
+                    actor=actor,
                     reason="bericht van inwoner in lopend gesprek",
                 )
             )
@@ -169,13 +172,18 @@ class ContactStore:
         await session.flush()
         assert contact.id is not None
         session.add(
-            ContactEvent(contact_id=contact.id, at=now, type="status", to_status=Status.received,
-                         actor=actor)
+            ContactEvent(
+                contact_id=contact.id, at=now, type="status", to_status=Status.received, actor=actor
+            )
         )
         session.add(
             ContactEvent(
-                contact_id=contact.id, at=now, type="status", from_status=Status.received,
-                to_status=Status.queued, actor="system:router",
+                contact_id=contact.id,
+                at=now,
+                type="status",
+                from_status=Status.received,
+                to_status=Status.queued,
+                actor="system:router",
                 reason=f"onderwerp {route.topic}, wachtrij {route.queue}",
                 data={"skills": route.skills, "kind": route.kind, "language": route.language},
             )
@@ -207,8 +215,13 @@ class ContactStore:
         for filename, content_type, size, sha256, key in stored:
             session.add(
                 Attachment(
-                    contact_id=contact.id or 0, message_id=message.id, filename=filename,
-                    content_type=content_type, size=size, sha256=sha256, storage_key=key,
+                    contact_id=contact.id or 0,
+                    message_id=message.id,
+                    filename=filename,
+                    content_type=content_type,
+                    size=size,
+                    sha256=sha256,
+                    storage_key=key,
                 )
             )
 
@@ -239,9 +252,7 @@ class ContactStore:
         resident.email = resident.email or who.email
         resident.telegram_id = resident.telegram_id or who.telegram_id
         resident.postal_address = who.postal_address or resident.postal_address
-        resident.preferred_channel = (
-            who.preferred_channel or resident.preferred_channel or channel
-        )
+        resident.preferred_channel = who.preferred_channel or resident.preferred_channel or channel
         resident.language = who.language or resident.language
         if who.support_needs:
             resident.support_needs = sorted(set(resident.support_needs) | set(who.support_needs))
@@ -275,7 +286,7 @@ class ContactStore:
         return conversation
 
     async def _next_reference(self, session: AsyncSession, year: int) -> str:
-        dialect = session.bind.dialect.name
+        dialect = session.get_bind().dialect.name
         insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         await session.execute(
             insert(ReferenceCounter).values(year=year, last=0).on_conflict_do_nothing()
@@ -292,7 +303,9 @@ class ContactStore:
 
     # --- reads --------------------------------------------------------------------------------
 
-    async def find_message(self, channel: str, channel_message_id: str) -> tuple[Contact, Message] | None:
+    async def find_message(
+        self, channel: str, channel_message_id: str
+    ) -> tuple[Contact, Message] | None:
         async with self.sessions() as session:
             row = (
                 await session.execute(
@@ -435,8 +448,13 @@ class ContactStore:
                 return None
             session.add(
                 ContactEvent(
-                    contact_id=contact_id, at=now, type="status", from_status=Status.queued,
-                    to_status=Status.assigned, actor="system:router", reason=reason,
+                    contact_id=contact_id,
+                    at=now,
+                    type="status",
+                    from_status=Status.queued,
+                    to_status=Status.assigned,
+                    actor="system:router",
+                    reason=reason,
                     data={"agent_id": agent_id},
                 )
             )
@@ -505,8 +523,13 @@ class ContactStore:
             raise TransitionError(f"a contact that is {current} cannot become {to_status}")
         session.add(
             ContactEvent(
-                contact_id=contact.id or 0, at=now, type=event_type,
-                from_status=current, to_status=to_status, actor=actor, reason=reason,
+                contact_id=contact.id or 0,
+                at=now,
+                type=event_type,
+                from_status=current,
+                to_status=to_status,
+                actor=actor,
+                reason=reason,
                 data=data or {},
             )
         )
@@ -523,8 +546,13 @@ class ContactStore:
     ) -> Message:
         async with self.sessions() as session, session.begin():
             message = Message(
-                contact_id=contact_id, channel=channel, direction=Direction.outbound,
-                channel_message_id=channel_message_id, at=now, agent_id=agent_id, body=body,
+                contact_id=contact_id,
+                channel=channel,
+                direction=Direction.outbound,
+                channel_message_id=channel_message_id,
+                at=now,
+                agent_id=agent_id,
+                body=body,
                 delivery_status="queued",
             )
             session.add(message)
@@ -532,7 +560,10 @@ class ContactStore:
             return message
 
     async def set_delivery(
-        self, message_id: int, status: str, detail: str | None = None,
+        self,
+        message_id: int,
+        status: str,
+        detail: str | None = None,
         channel_message_id: str | None = None,
     ) -> None:
         values: dict[str, Any] = {"delivery_status": status, "delivery_detail": detail}
@@ -544,17 +575,31 @@ class ContactStore:
             )
 
     async def add_event(
-        self, contact_id: int, now: datetime, event_type: str, actor: str,
-        reason: str | None = None, data: dict[str, Any] | None = None,
+        self,
+        contact_id: int,
+        now: datetime,
+        event_type: str,
+        actor: str,
+        reason: str | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         async with self.sessions() as session, session.begin():
             session.add(
-                ContactEvent(contact_id=contact_id, at=now, type=event_type, actor=actor,
-                             reason=reason, data=data or {})
+                ContactEvent(
+                    contact_id=contact_id,
+                    at=now,
+                    type=event_type,
+                    actor=actor,
+                    reason=reason,
+                    data=data or {},
+                )
             )
 
     async def update_routing(
-        self, contact_id: int, *, priority: int | None = None,
+        self,
+        contact_id: int,
+        *,
+        priority: int | None = None,
         escalation_level: int | None = None,
     ) -> None:
         values: dict[str, Any] = {}
@@ -570,7 +615,10 @@ class ContactStore:
             )
 
     async def set_deadlines(
-        self, contact_id: int, ack_due: datetime | None, answer_due: datetime | None,
+        self,
+        contact_id: int,
+        ack_due: datetime | None,
+        answer_due: datetime | None,
         at_risk_at: datetime | None,
     ) -> None:
         async with self.sessions() as session, session.begin():
@@ -602,9 +650,14 @@ class ContactStore:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return False
             session.add(
-                ContactEvent(contact_id=contact_id, at=now, type="priority", actor="system:router",
-                             reason="termijn nadert: prioriteit verhoogd",
-                             data={"priority": priority})
+                ContactEvent(
+                    contact_id=contact_id,
+                    at=now,
+                    type="priority",
+                    actor="system:router",
+                    reason="termijn nadert: prioriteit verhoogd",
+                    data={"priority": priority},
+                )
             )
             return True
 

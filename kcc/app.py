@@ -20,16 +20,19 @@ async def metrics(request: web.Request) -> web.Response:
     await services.metrics.refresh(
         services.backend, list(services.config.queues), services.clock.now().timestamp()
     )
-    return web.Response(body=services.metrics.render(),
-                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    return web.Response(
+        body=services.metrics.render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     async with services.engine.connect() as connection:
         await connection.execute(sa.text("SELECT 1"))
-    return web.json_response({"status": "ok", "queue_index_built":
-                              await services.backend.is_built()})
+    return web.json_response(
+        {"status": "ok", "queue_index_built": await services.backend.is_built()}
+    )
 
 
 def create_app(services: Services, start: bool = True, sweep: bool = True) -> web.Application:
@@ -39,6 +42,7 @@ def create_app(services: Services, start: bool = True, sweep: bool = True) -> we
     )
     app[SERVICES] = services
     if start:
+
         async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
             await services.start(sweep=sweep)
             yield

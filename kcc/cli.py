@@ -28,10 +28,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="data directory (KCC_DATA_DIR, default ./data)")
     parser.add_argument("--config-dir", help="configuration directory (KCC_CONFIG_DIR)")
-    parser.add_argument("--database-url", help="database URL (KCC_DATABASE_URL; default SQLite "
-                                               "in the data directory)")
-    parser.add_argument("--redis-url", help="Redis URL for shared queues (KCC_REDIS_URL; "
-                                            "default the embedded in-process backend)")
+    parser.add_argument(
+        "--database-url",
+        help="database URL (KCC_DATABASE_URL; default SQLite in the data directory)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        help="Redis URL for shared queues (KCC_REDIS_URL; default the embedded in-process backend)",
+    )
 
 
 def _configure_logging(verbose: bool = False) -> None:
@@ -54,8 +58,9 @@ def serve(args: argparse.Namespace) -> int:
         services = await Services.build(settings)
         return create_app(services)
 
-    web.run_app(make(), host=settings.host, port=settings.port, access_log_format=(
-        '%a "%r" %s %b %Tfs'))
+    web.run_app(
+        make(), host=settings.host, port=settings.port, access_log_format=('%a "%r" %s %b %Tfs')
+    )
     return 0
 
 
@@ -68,10 +73,16 @@ async def _add_agent(args: argparse.Namespace) -> int:
         skills = parse_skills(args.skills) if args.skills is not None else None
         capacity = (
             {k: int(v) for k, v in parse_skills(args.capacity.replace("=", ":")).items()}
-            if args.capacity else None
+            if args.capacity
+            else None
         )
         agent, token = await add_agent(
-            services.store, services.config, SystemClock(), args.name, args.role, skills,
+            services.store,
+            services.config,
+            SystemClock(),
+            args.name,
+            args.role,
+            skills,
             capacity,
         )
     except AgentError as error:
@@ -88,8 +99,10 @@ def agents_add(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_add_agent(args))
     except Exception as error:  # e.g. the name is taken: a clear line, not a traceback
-        print(f"kcc: could not add the agent: {type(error).__name__}: {error}".splitlines()[0],
-              file=sys.stderr)
+        print(
+            f"kcc: could not add the agent: {type(error).__name__}: {error}".splitlines()[0],
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -108,8 +121,15 @@ def demo(args: argparse.Namespace) -> int:
     if not args.data_dir:
         settings = Settings(**{**settings.__dict__, "data_dir": Path("data/demo")})
     _configure_logging(args.verbose)
-    return asyncio.run(run_demo(settings, minutes=args.minutes, port=args.port or 8080,
-                                agents=args.agents, rate=args.rate))
+    return asyncio.run(
+        run_demo(
+            settings,
+            minutes=args.minutes,
+            port=args.port or 8080,
+            agents=args.agents,
+            rate=args.rate,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,8 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = commands.add_parser("demo", help="the service with simulated residents and agents")
     _common(p_demo)
     p_demo.add_argument("--port", type=int, default=8080)
-    p_demo.add_argument("--minutes", type=float, default=0,
-                        help="stop after this many minutes (0: run until Ctrl-C)")
+    p_demo.add_argument(
+        "--minutes",
+        type=float,
+        default=0,
+        help="stop after this many minutes (0: run until Ctrl-C)",
+    )
     p_demo.add_argument("--agents", type=int, default=8, help="simulated agents")
     p_demo.add_argument("--rate", type=float, default=2.0, help="new contacts per second")
     p_demo.add_argument("-v", "--verbose", action="store_true")
@@ -142,11 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     p_add = agent_commands.add_parser("add", help="add an agent and print its API token")
     _common(p_add)
     p_add.add_argument("--name", required=True)
-    p_add.add_argument("--skills", help="comma-separated, with optional level: "
-                                        "burgerzaken:3,nl,en:2,written,phone")
+    p_add.add_argument(
+        "--skills", help="comma-separated, with optional level: burgerzaken:3,nl,en:2,written,phone"
+    )
     p_add.add_argument("--capacity", help="per channel kind: phone=1,chat=3,written=5")
-    p_add.add_argument("--role", default="agent",
-                       choices=["agent", "teamlead", "admin", "integration"])
+    p_add.add_argument(
+        "--role", default="agent", choices=["agent", "teamlead", "admin", "integration"]
+    )
     p_add.set_defaults(func=agents_add)
 
     args = parser.parse_args(argv)

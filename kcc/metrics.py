@@ -12,38 +12,52 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.contacts_received = Counter(
-            "kcc_contacts_received", "Inbound messages by channel and outcome "
-            "(created, follow_up, duplicate)", ["channel", "outcome"], registry=self.registry,
+            "kcc_contacts_received",
+            "Inbound messages by channel and outcome (created, follow_up, duplicate)",
+            ["channel", "outcome"],
+            registry=self.registry,
         )
         self.assignments = Counter(
-            "kcc_assignments", "Contacts assigned to an agent, by queue", ["queue"],
+            "kcc_assignments",
+            "Contacts assigned to an agent, by queue",
+            ["queue"],
             registry=self.registry,
         )
         self.replies = Counter(
-            "kcc_replies", "Replies sent by agents, by channel and delivery status",
-            ["channel", "status"], registry=self.registry,
+            "kcc_replies",
+            "Replies sent by agents, by channel and delivery status",
+            ["channel", "status"],
+            registry=self.registry,
         )
         self.closed = Counter(
-            "kcc_contacts_closed", "Contacts closed, by outcome code", ["outcome"],
+            "kcc_contacts_closed",
+            "Contacts closed, by outcome code",
+            ["outcome"],
             registry=self.registry,
         )
         self.rejected = Counter(
-            "kcc_inbound_rejected", "Inbound requests refused, by channel and reason",
-            ["channel", "reason"], registry=self.registry,
+            "kcc_inbound_rejected",
+            "Inbound requests refused, by channel and reason",
+            ["channel", "reason"],
+            registry=self.registry,
         )
         self.queue_waiting = Gauge(
             "kcc_queue_waiting", "Contacts waiting per queue", ["queue"], registry=self.registry
         )
         self.queue_oldest_wait = Gauge(
-            "kcc_queue_oldest_wait_seconds", "Wait of the oldest contact per queue", ["queue"],
+            "kcc_queue_oldest_wait_seconds",
+            "Wait of the oldest contact per queue",
+            ["queue"],
             registry=self.registry,
         )
         self.agents = Gauge(
             "kcc_agents", "Signed-in agents by status", ["status"], registry=self.registry
         )
         self.routing_seconds = Histogram(
-            "kcc_routing_decision_seconds", "Time to pick a contact for an agent",
-            registry=self.registry, buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0),
+            "kcc_routing_decision_seconds",
+            "Time to pick a contact for an agent",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0),
         )
 
     async def refresh(self, backend: QueueBackend, queues: list[str], now: float) -> None:

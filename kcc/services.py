@@ -73,12 +73,22 @@ class Services:
             settings.data_dir / "attachments", settings.max_attachment_bytes
         )
         intake = Intake(store, router, attachments, clock, metrics)
-        router.listeners.append(lambda contact, _agent: metrics.assignments.labels(
-            contact.queue or "").inc())
+        router.listeners.append(
+            lambda contact, _agent: metrics.assignments.labels(contact.queue or "").inc()
+        )
         return cls(
-            settings=settings, clock=clock, config=config, engine=engine, store=store,
-            backend=backend, planner=planner, router=router, intake=intake,
-            outbox=Outbox(store, clock), attachments=attachments, metrics=metrics,
+            settings=settings,
+            clock=clock,
+            config=config,
+            engine=engine,
+            store=store,
+            backend=backend,
+            planner=planner,
+            router=router,
+            intake=intake,
+            outbox=Outbox(store, clock),
+            attachments=attachments,
+            metrics=metrics,
         )
 
     async def start(self, sweep: bool = True) -> None:
@@ -86,8 +96,13 @@ class Services:
         if sweep:
             self.scheduler = AsyncIOScheduler()
             self.scheduler.add_job(
-                self.router.sweep, "interval", seconds=self.config.sweep_seconds,
-                id="router-sweep", max_instances=1, coalesce=True, misfire_grace_time=30,
+                self.router.sweep,
+                "interval",
+                seconds=self.config.sweep_seconds,
+                id="router-sweep",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=30,
             )
             self.scheduler.start()
 

@@ -116,16 +116,16 @@ class QueueBackend(ABC):
         from waiting: no other caller, in any process, can take it too."""
 
     @abstractmethod
-    async def rescore(
-        self, contact_id: int, requirements: frozenset[str], score: float
-    ) -> bool:
+    async def rescore(self, contact_id: int, requirements: frozenset[str], score: float) -> bool:
         """Move a still-waiting contact to another bucket and/or score (escalation, priority
         raise), keeping its `enqueued_at`. Returns False (and changes nothing) if it is no longer
         waiting. Atomic with respect to `claim_best` and `withdraw`."""
 
     @abstractmethod
-    async def waiting_since(self, enqueued_before: float, limit: int = 1000) -> list[WaitingContact]:
-        """Contacts enqueued at or before `enqueued_before`, oldest first (for escalation sweeps)."""
+    async def waiting_since(
+        self, enqueued_before: float, limit: int = 1000
+    ) -> list[WaitingContact]:
+        """Contacts enqueued at or before `enqueued_before`, oldest first (escalation sweeps)."""
 
     @abstractmethod
     async def stats(self) -> dict[str, QueueStats]:
@@ -153,7 +153,7 @@ class QueueBackend(ABC):
 
     @abstractmethod
     async def set_status(self, agent_id: int, status: str, now: float) -> AgentPresence | None:
-        """Change an agent's status. Becoming available with no load resets `idle_since` to `now`."""
+        """Change an agent's status; becoming available with no load resets `idle_since`."""
 
     @abstractmethod
     async def reserve(self, agent_id: int, channel_class: str) -> bool:

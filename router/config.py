@@ -1,4 +1,4 @@
-"""Routing configuration, read from `config/routing.toml` (and product skills from products.toml)."""
+"""Routing configuration from `config/routing.toml` (product skills from products.toml)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ priority, then oldest). The database's conditional update is the final word on e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,10 +75,8 @@ class Router:
     async def stop(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-            except asyncio.CancelledError:
-                pass
             self._worker = None
 
     async def idle(self) -> None:
@@ -138,7 +137,9 @@ class Router:
             await self.backend.put_agent(self.presence(agent, loads.get(agent.id, {})))
             present += 1
         await self.backend.mark_built()
-        log.info("queue index rebuilt: %d contacts waiting, %d agents present", len(queued), present)
+        log.info(
+            "queue index rebuilt: %d contacts waiting, %d agents present", len(queued), present
+        )
 
     def presence(self, agent: Agent, load_by_channel: dict[str, int]) -> AgentPresence:
         load: dict[str, int] = {}
@@ -178,8 +179,10 @@ class Router:
             if await self.backend.withdraw(contact_id) is None:
                 await self.backend.release(agent.agent_id, item.channel_class, self._now())
                 return None  # another router placed the contact
-            reason = "zelfde medewerker als vorig contact" if agent.agent_id == sticky else (
-                "langst beschikbare medewerker met de vaardigheden"
+            reason = (
+                "zelfde medewerker als vorig contact"
+                if agent.agent_id == sticky
+                else ("langst beschikbare medewerker met de vaardigheden")
             )
             assigned = await self.store.assign_if_queued(
                 contact_id, agent.agent_id, self.clock.now(), reason
@@ -227,8 +230,11 @@ class Router:
                 classes.remove(item.channel_class)
                 continue
             contact = await self.store.assign_if_queued(
-                item.contact_id, agent_id, self.clock.now(),
-                "medewerker vroeg om werk" if taken else "medewerker kwam vrij", taken=taken,
+                item.contact_id,
+                agent_id,
+                self.clock.now(),
+                "medewerker vroeg om werk" if taken else "medewerker kwam vrij",
+                taken=taken,
             )
             if contact is None:
                 # A stale index entry (already assigned or closed elsewhere): drop it and go on.
@@ -304,13 +310,27 @@ class Router:
         now = self.clock.now()
         data = {"from_queue": contact.queue, "to_queue": target_queue, "skills": plan.skills}
         await self.store.change(
-            contact.id or 0, Status.transferred, actor, now, reason=note, event_type="transfer",
-            data=data, expect_agent=expect_agent,
+            contact.id or 0,
+            Status.transferred,
+            actor,
+            now,
+            reason=note,
+            event_type="transfer",
+            data=data,
+            expect_agent=expect_agent,
         )
         moved = await self.store.change(
-            contact.id or 0, Status.queued, SYSTEM, now, reason="doorgezet naar wachtrij",
-            queue=target_queue, skills=plan.skills, escalation_level=0,
-            assigned_agent_id=None, assigned_at=None, taken_at=None,
+            contact.id or 0,
+            Status.queued,
+            SYSTEM,
+            now,
+            reason="doorgezet naar wachtrij",
+            queue=target_queue,
+            skills=plan.skills,
+            escalation_level=0,
+            assigned_agent_id=None,
+            assigned_at=None,
+            taken_at=None,
         )
         if was_waiting:
             await self.backend.withdraw(moved.id or 0)
@@ -323,8 +343,14 @@ class Router:
         """Back to the queue (agent signs off with open work, resident's answer came in)."""
         holder = contact.assigned_agent_id
         moved = await self.store.change(
-            contact.id or 0, Status.queued, actor, self.clock.now(), reason=reason,
-            assigned_agent_id=None, assigned_at=None, taken_at=None,
+            contact.id or 0,
+            Status.queued,
+            actor,
+            self.clock.now(),
+            reason=reason,
+            assigned_agent_id=None,
+            assigned_at=None,
+            taken_at=None,
         )
         if holder is not None and contact.status in (Status.assigned, Status.answered):
             await self.release(contact, holder)
@@ -373,7 +399,10 @@ class Router:
                 continue
             await self.store.update_routing(item.contact_id, escalation_level=level)
             await self.store.add_event(
-                item.contact_id, now, "escalation", SYSTEM,
+                item.contact_id,
+                now,
+                "escalation",
+                SYSTEM,
                 reason=f"na {int(waited)} s wachten: vaardigheden verbreed",
                 data={"level": level, "requirements": sorted(widened)},
             )

@@ -23,14 +23,14 @@ def settings_for(tmp_path: Path, database_url: str = "", redis_url: str = "") ->
 
 @asynccontextmanager
 async def running_service(
-    tmp_path: Path, database_url: str = "", redis_url: str = "",
+    tmp_path: Path,
+    database_url: str = "",
+    redis_url: str = "",
     clock: ManualClock | None = None,
 ) -> AsyncIterator[tuple[Services, TestClient[object, object]]]:
     clock = clock or ManualClock()
     services = await Services.build(settings_for(tmp_path, database_url, redis_url), clock)
-    client: TestClient[object, object] = TestClient(
-        TestServer(create_app(services, sweep=False))
-    )
+    client: TestClient[object, object] = TestClient(TestServer(create_app(services, sweep=False)))
     await client.start_server()
     try:
         yield services, client
@@ -39,14 +39,22 @@ async def running_service(
 
 
 async def token_for(
-    services: Services, name: str, role: str = "agent", skills: str | None = None,
+    services: Services,
+    name: str,
+    role: str = "agent",
+    skills: str | None = None,
     capacity: dict[str, int] | None = None,
 ) -> str:
     from agents.registry import parse_skills
 
     _, token = await add_agent(
-        services.store, services.config, services.clock, name, role,
-        parse_skills(skills) if skills is not None else None, capacity,
+        services.store,
+        services.config,
+        services.clock,
+        name,
+        role,
+        parse_skills(skills) if skills is not None else None,
+        capacity,
     )
     return token
 

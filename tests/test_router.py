@@ -35,12 +35,21 @@ def clock_of(services: Services) -> ManualClock:
 
 
 async def agent(
-    services: Services, name: str, skills: dict[str, int],
-    capacity: dict[str, int] | None = None, available: bool = True,
+    services: Services,
+    name: str,
+    skills: dict[str, int],
+    capacity: dict[str, int] | None = None,
+    available: bool = True,
 ) -> Agent:
-    created, _ = await add_agent(services.store, services.config, services.clock, name,
-                                 "agent", skills, capacity or {"phone": 1, "chat": 3,
-                                                               "written": 5})
+    created, _ = await add_agent(
+        services.store,
+        services.config,
+        services.clock,
+        name,
+        "agent",
+        skills,
+        capacity or {"phone": 1, "chat": 3, "written": 5},
+    )
     if available:
         await services.router.set_agent_status(created, AgentStatus.available)
         await services.router.idle()
@@ -48,17 +57,25 @@ async def agent(
 
 
 async def contact(
-    services: Services, text: str, channel: str = "webform", message_id: str | None = None,
-    phone: str | None = None, email: str | None = "a@example.nl", language: str | None = None,
+    services: Services,
+    text: str,
+    channel: str = "webform",
+    message_id: str | None = None,
+    phone: str | None = None,
+    email: str | None = "a@example.nl",
+    language: str | None = None,
 ) -> Contact:
     contact.counter = getattr(contact, "counter", 0) + 1  # type: ignore[attr-defined]
-    result = await services.intake.receive(InboundMessage(
-        channel=channel,
-        channel_message_id=message_id or f"m{contact.counter}",  # type: ignore[attr-defined]
-        text=text,
-        sender=ResidentIdentity(phone=phone, email=email if not phone else None,
-                                language=language),
-    ))
+    result = await services.intake.receive(
+        InboundMessage(
+            channel=channel,
+            channel_message_id=message_id or f"m{contact.counter}",  # type: ignore[attr-defined]
+            text=text,
+            sender=ResidentIdentity(
+                phone=phone, email=email if not phone else None, language=language
+            ),
+        )
+    )
     await services.router.idle()
     fresh = await services.store.get(result.contact.id or 0)
     assert fresh is not None
@@ -68,8 +85,11 @@ async def contact(
 async def test_contact_goes_only_to_an_agent_with_all_its_skills(services: Services) -> None:
     dutch = await agent(services, "Dutch only", {"burgerzaken": 2, "nl": 1, "written": 1})
     polish = await agent(services, "Polish", {"burgerzaken": 1, "nl": 1, "pl": 1, "written": 1})
-    placed = await contact(services, "Dzień dobry, chcę wyrobić nowy paszport dla córki. "
-                                     "Jakie dokumenty są potrzebne?", language="pl")
+    placed = await contact(
+        services,
+        "Dzień dobry, chcę wyrobić nowy paszport dla córki. Jakie dokumenty są potrzebne?",
+        language="pl",
+    )
     assert placed.skills == ["burgerzaken", "pl", "written"]
     assert placed.assigned_agent_id == polish.id
     assert placed.assigned_agent_id != dutch.id
@@ -86,10 +106,19 @@ async def test_longest_idle_agent_gets_the_contact(services: Services) -> None:
 async def test_phone_is_served_before_an_older_written_contact(services: Services) -> None:
     written = await contact(services, PASPOORT)
     clock_of(services).advance(600)
-    phone = await contact(services, "Beller wil een afspraak voor een nieuw paspoort.",
-                          channel="phone", phone="+31612340001")
-    anna = await agent(services, "Anna", {"burgerzaken": 1, "nl": 1, "written": 1, "phone": 1},
-                       capacity={"phone": 1, "written": 1}, available=False)
+    phone = await contact(
+        services,
+        "Beller wil een afspraak voor een nieuw paspoort.",
+        channel="phone",
+        phone="+31612340001",
+    )
+    anna = await agent(
+        services,
+        "Anna",
+        {"burgerzaken": 1, "nl": 1, "written": 1, "phone": 1},
+        capacity={"phone": 1, "written": 1},
+        available=False,
+    )
     assert written.status == phone.status == Status.queued
     first = await services.router.next_for_agent(anna.id or 0)
     assert first is None  # offline agents get nothing
@@ -100,13 +129,13 @@ async def test_phone_is_served_before_an_older_written_contact(services: Service
 
 
 async def test_capacity_limits_and_a_freed_agent_gets_the_next(services: Services) -> None:
-    bea = await agent(services, "Bea", {"afval": 1, "nl": 1, "written": 1},
-                      capacity={"written": 2})
+    bea = await agent(services, "Bea", {"afval": 1, "nl": 1, "written": 1}, capacity={"written": 2})
     contacts = [await contact(services, GROFVUIL, email=f"r{i}@example.nl") for i in range(3)]
     assert [c.assigned_agent_id for c in contacts] == [bea.id, bea.id, None]
     assert contacts[2].status == Status.queued
-    await services.store.change(contacts[0].id or 0, Status.closed, "agent:test",
-                                services.clock.now(), outcome="beantwoord")
+    await services.store.change(
+        contacts[0].id or 0, Status.closed, "agent:test", services.clock.now(), outcome="beantwoord"
+    )
     await services.router.release(contacts[0], bea.id or 0)
     await services.router.idle()
     third = await services.store.get(contacts[2].id or 0)
@@ -114,8 +143,12 @@ async def test_capacity_limits_and_a_freed_agent_gets_the_next(services: Service
 
 
 async def test_escalation_widens_skills_without_losing_the_place(services: Services) -> None:
-    phone = await contact(services, "Beller vraagt hoe hij grofvuil kan laten ophalen.",
-                          channel="phone", phone="+31612340002")
+    phone = await contact(
+        services,
+        "Beller vraagt hoe hij grofvuil kan laten ophalen.",
+        channel="phone",
+        phone="+31612340002",
+    )
     generalist = await agent(services, "Generalist", {"algemeen": 1, "nl": 1, "phone": 1})
     assert (await services.store.get(phone.id or 0)).status == Status.queued  # type: ignore[union-attr]
     clock_of(services).advance(59)
@@ -134,11 +167,13 @@ async def test_escalation_widens_skills_without_losing_the_place(services: Servi
 
 async def test_follow_up_prefers_the_agent_of_the_conversation(services: Services) -> None:
     first_agent = await agent(services, "Carla", {"afval": 1, "nl": 1, "chat": 1})
-    first = await contact(services, "Wanneer wordt het grofvuil opgehaald?", channel="whatsapp",
-                          phone="+31612340003")
+    first = await contact(
+        services, "Wanneer wordt het grofvuil opgehaald?", channel="whatsapp", phone="+31612340003"
+    )
     assert first.assigned_agent_id == first_agent.id
-    await services.store.change(first.id or 0, Status.closed, "agent:test",
-                                services.clock.now(), outcome="beantwoord")
+    await services.store.change(
+        first.id or 0, Status.closed, "agent:test", services.clock.now(), outcome="beantwoord"
+    )
     await services.router.release(first, first_agent.id or 0)
     await services.router.idle()
     clock_of(services).advance(30)
@@ -147,22 +182,30 @@ async def test_follow_up_prefers_the_agent_of_the_conversation(services: Service
     clock_of(services).advance(300)
     await services.router.set_agent_status(first_agent, AgentStatus.available)
     await services.router.idle()
-    again = await contact(services, "En kan ik ook een oude kast meegeven met het grofvuil?",
-                          channel="whatsapp", phone="+31612340003")
+    again = await contact(
+        services,
+        "En kan ik ook een oude kast meegeven met het grofvuil?",
+        channel="whatsapp",
+        phone="+31612340003",
+    )
     assert again.conversation_id == first.conversation_id
     assert again.id != first.id
     assert again.assigned_agent_id == first_agent.id
 
 
 async def test_messages_in_an_open_conversation_join_the_contact(services: Services) -> None:
-    first = await contact(services, "Hoi, mijn container is kapot.", channel="whatsapp",
-                          phone="+31612340004")
-    second = await contact(services, "Het deksel is afgebroken.", channel="whatsapp",
-                           phone="+31612340004")
+    first = await contact(
+        services, "Hoi, mijn container is kapot.", channel="whatsapp", phone="+31612340004"
+    )
+    second = await contact(
+        services, "Het deksel is afgebroken.", channel="whatsapp", phone="+31612340004"
+    )
     assert second.id == first.id
     messages = await services.store.messages(first.id or 0)
-    assert [m.body for m in messages] == ["Hoi, mijn container is kapot.",
-                                          "Het deksel is afgebroken."]
+    assert [m.body for m in messages] == [
+        "Hoi, mijn container is kapot.",
+        "Het deksel is afgebroken.",
+    ]
 
 
 async def test_the_same_provider_message_is_stored_once(services: Services) -> None:
@@ -173,12 +216,14 @@ async def test_the_same_provider_message_is_stored_once(services: Services) -> N
 
 
 async def test_transfer_moves_the_contact_and_frees_the_agent(services: Services) -> None:
-    erik = await agent(services, "Erik", {"burgerzaken": 1, "nl": 1, "written": 1},
-                       capacity={"written": 1})
+    erik = await agent(
+        services, "Erik", {"burgerzaken": 1, "nl": 1, "written": 1}, capacity={"written": 1}
+    )
     placed = await contact(services, PASPOORT)
     assert placed.assigned_agent_id == erik.id
-    moved = await services.router.transfer(placed, f"agent:{erik.id}", "gaat over parkeren",
-                                           queue="parkeren", expect_agent=erik.id)
+    moved = await services.router.transfer(
+        placed, f"agent:{erik.id}", "gaat over parkeren", queue="parkeren", expect_agent=erik.id
+    )
     await services.router.idle()
     assert moved.queue == "parkeren" and moved.status == Status.queued
     assert moved.skills == ["parkeren", "nl", "written"]
@@ -195,13 +240,16 @@ async def test_priority_rises_as_the_deadline_approaches(services: Services) -> 
     at_risk = await contact(services, GROFVUIL, email="risk@example.nl")
     answer_due = now + timedelta(days=42)
     await services.store.set_deadlines(
-        at_risk.id or 0, None, answer_due,
+        at_risk.id or 0,
+        None,
+        answer_due,
         services.planner.at_risk_at(at_risk.received_at, answer_due),
     )
     clock_of(services).advance(timedelta(days=34))  # past 80 % of six weeks
     await services.router.sweep()
-    fien = await agent(services, "Fien", {"afval": 1, "nl": 1, "written": 1},
-                       capacity={"written": 1})
+    fien = await agent(
+        services, "Fien", {"afval": 1, "nl": 1, "written": 1}, capacity={"written": 1}
+    )
     offered = await services.store.offered_to(fien.id or 0)
     assert [c.id for c in offered] == [at_risk.id]
     raised = await services.store.get(at_risk.id or 0)
@@ -212,10 +260,16 @@ async def test_answer_from_resident_returns_a_waiting_contact_to_its_agent(
     services: Services,
 ) -> None:
     gijs = await agent(services, "Gijs", {"afval": 1, "nl": 1, "chat": 1})
-    placed = await contact(services, "Mijn container is niet geleegd.", channel="whatsapp",
-                           phone="+31612340005")
-    await services.store.change(placed.id or 0, Status.waiting_on_resident, f"agent:{gijs.id}",
-                                services.clock.now(), reason="welk adres?")
+    placed = await contact(
+        services, "Mijn container is niet geleegd.", channel="whatsapp", phone="+31612340005"
+    )
+    await services.store.change(
+        placed.id or 0,
+        Status.waiting_on_resident,
+        f"agent:{gijs.id}",
+        services.clock.now(),
+        reason="welk adres?",
+    )
     await services.router.release(placed, gijs.id or 0)
     await services.router.idle()
     await contact(services, "Het is Grote Markt 1.", channel="whatsapp", phone="+31612340005")
@@ -232,14 +286,19 @@ async def test_lost_queue_index_is_rebuilt_and_nothing_is_handed_out_twice(
     assert await services.backend.count() == 0
     await services.router.sweep()
     assert await services.backend.count() == 4
-    hans = await agent(services, "Hans", {"afval": 1, "nl": 1, "written": 1},
-                       capacity={"written": 10})
+    hans = await agent(
+        services, "Hans", {"afval": 1, "nl": 1, "written": 1}, capacity={"written": 10}
+    )
     await services.router.rebuild()  # a second rebuild must not hand anything out again
     await services.router.sweep()
     await services.router.idle()
     mine = await services.store.open_for_agent(hans.id or 0)
     assert sorted(c.id for c in mine) == sorted(c.id for c in queued)
     assert await services.backend.count() == 0
-    events = [e for c in queued for e in await services.store.events(c.id or 0)
-              if e.to_status == Status.assigned]
+    events = [
+        e
+        for c in queued
+        for e in await services.store.events(c.id or 0)
+        if e.to_status == Status.assigned
+    ]
     assert len(events) == 4

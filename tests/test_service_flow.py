@@ -11,17 +11,24 @@ from tests.helpers import bearer, running_service, token_for
 async def test_webform_contact_reaches_agent_who_replies_and_closes(tmp_path: Path) -> None:
     async with running_service(tmp_path) as (services, client):
         agent = await token_for(services, "Anna", skills="burgerzaken:3,nl,written")
-        response = await client.post("/channels/webform", json={
-            "name": "Jan de Vries", "email": "jan@example.nl",
-            "subject": "Paspoort verlopen",
-            "message": "Mijn paspoort is verlopen. Hoe vraag ik een nieuw paspoort aan?",
-        })
+        response = await client.post(
+            "/channels/webform",
+            json={
+                "name": "Jan de Vries",
+                "email": "jan@example.nl",
+                "subject": "Paspoort verlopen",
+                "message": "Mijn paspoort is verlopen. Hoe vraag ik een nieuw paspoort aan?",
+            },
+        )
         assert response.status == 201
         reference = (await response.json())["reference"]
         assert reference.startswith("KCC-2026-")
 
-        assert (await client.post("/api/agents/me/status", json={"status": "available"},
-                                  headers=bearer(agent))).status == 200
+        assert (
+            await client.post(
+                "/api/agents/me/status", json={"status": "available"}, headers=bearer(agent)
+            )
+        ).status == 200
         await services.router.idle()
 
         response = await client.post("/api/agents/me/next", headers=bearer(agent))
@@ -34,22 +41,31 @@ async def test_webform_contact_reaches_agent_who_replies_and_closes(tmp_path: Pa
         assert contact["status"] == "assigned"
         assert contact["resident"]["email"] == "jan@example.nl"
 
-        response = await client.post(f"/api/contacts/{reference}/reply",
-                                     json={"text": "U maakt een afspraak via de website."},
-                                     headers=bearer(agent))
+        response = await client.post(
+            f"/api/contacts/{reference}/reply",
+            json={"text": "U maakt een afspraak via de website."},
+            headers=bearer(agent),
+        )
         assert response.status == 201
         assert (await response.json())["status"] == "answered"
 
-        response = await client.post(f"/api/contacts/{reference}/close",
-                                     json={"outcome": "beantwoord"}, headers=bearer(agent))
+        response = await client.post(
+            f"/api/contacts/{reference}/close",
+            json={"outcome": "beantwoord"},
+            headers=bearer(agent),
+        )
         assert response.status == 200
         assert (await response.json())["status"] == "closed"
 
-        events = [(e["from_status"], e["to_status"]) for e in await _events(client, agent,
-                                                                            reference)]
+        events = [
+            (e["from_status"], e["to_status"]) for e in await _events(client, agent, reference)
+        ]
         assert events == [
-            (None, "received"), ("received", "queued"), ("queued", "assigned"),
-            ("assigned", "answered"), ("answered", "closed"),
+            (None, "received"),
+            ("received", "queued"),
+            ("queued", "assigned"),
+            ("assigned", "answered"),
+            ("answered", "closed"),
         ]
         # Nothing more to do for Anna.
         assert (await client.post("/api/agents/me/next", headers=bearer(agent))).status == 204

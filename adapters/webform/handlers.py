@@ -23,8 +23,13 @@ from kcc.web_keys import SERVICES
 
 PAGE = Template((Path(__file__).with_name("page.html")).read_text(encoding="utf-8"))
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-LABELS = {"name": "Naam", "email": "E-mailadres", "phone": "Telefoonnummer",
-          "subject": "Onderwerp", "message": "Uw vraag of bericht"}
+LABELS = {
+    "name": "Naam",
+    "email": "E-mailadres",
+    "phone": "Telefoonnummer",
+    "subject": "Onderwerp",
+    "message": "Uw vraag of bericht",
+}
 
 
 def render_form(values: dict[str, str] | None = None, errors: list[str] | None = None) -> str:
@@ -46,22 +51,23 @@ def render_form(values: dict[str, str] | None = None, errors: list[str] | None =
 telefoon, zoals u kiest. Liever bellen? Bel 14 050.</p>
 {error_block}
 <form method="post" action="/channels/webform" novalidate>
-  <input type="hidden" name="submission_id" value="{html.escape(values.get('submission_id')
-                                                   or str(uuid.uuid4()), quote=True)}">
-  <label for="name">{LABELS['name']}</label>
-  <input id="name" name="name" autocomplete="name" value="{value('name')}">
-  <label for="email">{LABELS['email']}</label>
+  <input type="hidden" name="submission_id" value="{
+        html.escape(values.get("submission_id") or str(uuid.uuid4()), quote=True)
+    }">
+  <label for="name">{LABELS["name"]}</label>
+  <input id="name" name="name" autocomplete="name" value="{value("name")}">
+  <label for="email">{LABELS["email"]}</label>
   <p class="hint" id="contact-hint">Vul een e-mailadres of een telefoonnummer in.</p>
   <input id="email" name="email" type="email" autocomplete="email"
-         aria-describedby="contact-hint" value="{value('email')}">
-  <label for="phone">{LABELS['phone']}</label>
+         aria-describedby="contact-hint" value="{value("email")}">
+  <label for="phone">{LABELS["phone"]}</label>
   <input id="phone" name="phone" type="tel" autocomplete="tel"
-         aria-describedby="contact-hint" value="{value('phone')}">
-  <label for="subject">{LABELS['subject']}</label>
-  <input id="subject" name="subject" maxlength="300" value="{value('subject')}">
-  <label for="message">{LABELS['message']} (verplicht)</label>
+         aria-describedby="contact-hint" value="{value("phone")}">
+  <label for="subject">{LABELS["subject"]}</label>
+  <input id="subject" name="subject" maxlength="300" value="{value("subject")}">
+  <label for="message">{LABELS["message"]} (verplicht)</label>
   <textarea id="message" name="message" required aria-required="true"
-            maxlength="20000">{value('message')}</textarea>
+            maxlength="20000">{value("message")}</textarea>
   <button type="submit">Versturen</button>
 </form>"""
     return PAGE.substitute(title="Contactformulier", content=content)
@@ -114,8 +120,9 @@ async def submit(request: web.Request) -> web.Response:
     try:
         post = WebformPost.model_validate(raw)
         if not (post.email or post.phone):
-            raise InboundError("vul een e-mailadres of telefoonnummer in, zodat wij u kunnen "
-                               "antwoorden")
+            raise InboundError(
+                "vul een e-mailadres of telefoonnummer in, zodat wij u kunnen antwoorden"
+            )
         key = submission_key(post)
         if key.startswith("content:"):
             key += f":{services.clock.now().date().isoformat()}"
@@ -131,20 +138,24 @@ async def submit(request: web.Request) -> web.Response:
     except ValidationError as exc:
         details = validation_details(exc)
         if as_html:
-            messages = [f"{LABELS.get(d['field'], str(d['field']))}: {d['message']}"
-                        for d in details]
-            return web.Response(text=render_form(raw, messages), status=422,
-                                content_type="text/html")
+            messages = [
+                f"{LABELS.get(str(d['field']), str(d['field']))}: {d['message']}" for d in details
+            ]
+            return web.Response(
+                text=render_form(raw, messages), status=422, content_type="text/html"
+            )
         return web.json_response({"error": "invalid form", "details": details}, status=422)
     except InboundError as exc:
         if as_html:
-            return web.Response(text=render_form(raw, [str(exc)]), status=422,
-                                content_type="text/html")
+            return web.Response(
+                text=render_form(raw, [str(exc)]), status=422, content_type="text/html"
+            )
         return web.json_response({"error": str(exc)}, status=422)
     status = 201 if result.outcome == "created" else 200
     if as_html:
-        return web.Response(text=render_thanks(result.contact.reference), status=status,
-                            content_type="text/html")
+        return web.Response(
+            text=render_thanks(result.contact.reference), status=status, content_type="text/html"
+        )
     return web.json_response({"reference": result.contact.reference}, status=status)
 
 

@@ -8,7 +8,6 @@ from agents.tokens import hash_token
 from contacts.models import Agent, AgentRole
 from kcc.services import Services
 
-
 STAFF_ROLES = frozenset({AgentRole.agent, AgentRole.teamlead, AgentRole.admin})
 INGEST_ROLES = frozenset({AgentRole.integration, AgentRole.admin})
 LEAD_ROLES = frozenset({AgentRole.teamlead, AgentRole.admin})

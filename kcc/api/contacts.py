@@ -32,9 +32,13 @@ from kcc.web_keys import SERVICES
 def identity_from(sender: str | Sender, channel: str) -> ResidentIdentity:
     if isinstance(sender, Sender):
         return ResidentIdentity(
-            name=sender.name, phone=sender.phone, email=sender.email,
-            telegram_id=sender.telegram_id, postal_address=sender.postal_address,
-            language=sender.language, support_needs=tuple(sender.support_needs),
+            name=sender.name,
+            phone=sender.phone,
+            email=sender.email,
+            telegram_id=sender.telegram_id,
+            postal_address=sender.postal_address,
+            language=sender.language,
+            support_needs=tuple(sender.support_needs),
         )
     value = sender.strip()
     if "@" in value:
@@ -89,9 +93,7 @@ async def full_view(services: Services, contact: Contact) -> dict[str, Any]:
     store = services.store
     resident = await store.resident(contact.resident_id)
     history = [
-        contact_summary(c)
-        for c in await store.history(contact.resident_id)
-        if c.id != contact.id
+        contact_summary(c) for c in await store.history(contact.resident_id) if c.id != contact.id
     ]
     return contact_summary(contact) | {
         "body": contact.body,
@@ -134,8 +136,13 @@ async def reply(request: web.Request) -> web.Response:
     now = services.clock.now()
     was_waiting = contact.status == Status.waiting_on_resident
     updated = await services.store.change(
-        contact.id or 0, Status.answered, f"agent:{agent.id}", now, reason="antwoord verstuurd",
-        event_type="reply", data={"channel": message.channel, "delivery": message.delivery_status},
+        contact.id or 0,
+        Status.answered,
+        f"agent:{agent.id}",
+        now,
+        reason="antwoord verstuurd",
+        event_type="reply",
+        data={"channel": message.channel, "delivery": message.delivery_status},
         answered_at=contact.answered_at or now,
     )
     if was_waiting and updated.assigned_agent_id is not None:
@@ -157,7 +164,11 @@ async def transfer(request: web.Request) -> web.Response:
     body = TransferRequest.model_validate(await request.json())
     owner = acting_agent(agent, contact)
     moved = await services.router.transfer(
-        contact, f"agent:{agent.id}", body.note, queue=body.queue, skill=body.skill,
+        contact,
+        f"agent:{agent.id}",
+        body.note,
+        queue=body.queue,
+        skill=body.skill,
         expect_agent=owner,
     )
     return web.json_response(contact_summary(moved))
@@ -172,8 +183,12 @@ async def wait_on_resident(request: web.Request) -> web.Response:
     owner = acting_agent(agent, contact)
     held = contact.status in HELD_STATUSES
     updated = await services.store.change(
-        contact.id or 0, Status.waiting_on_resident, f"agent:{agent.id}",
-        services.clock.now(), reason=body.reason, expect_agent=owner,
+        contact.id or 0,
+        Status.waiting_on_resident,
+        f"agent:{agent.id}",
+        services.clock.now(),
+        reason=body.reason,
+        expect_agent=owner,
     )
     if held and contact.assigned_agent_id is not None:
         await services.router.release(contact, contact.assigned_agent_id)
@@ -195,9 +210,15 @@ async def close(request: web.Request) -> web.Response:
     was_queued = contact.status == Status.queued
     now = services.clock.now()
     updated = await services.store.change(
-        contact.id or 0, Status.closed, f"agent:{agent.id}", now,
-        reason=services.config.outcomes[body.outcome], data={"outcome": body.outcome},
-        expect_agent=owner, outcome=body.outcome, closed_at=now,
+        contact.id or 0,
+        Status.closed,
+        f"agent:{agent.id}",
+        now,
+        reason=services.config.outcomes[body.outcome],
+        data={"outcome": body.outcome},
+        expect_agent=owner,
+        outcome=body.outcome,
+        closed_at=now,
         note=body.note if body.note else contact.note,
     )
     if was_queued:

@@ -37,8 +37,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         # aiohttp's own refusals (413 too large, 405, 404) in the same JSON shape as ours.
         message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
-        return error(exc.status, message, **({"allow": exc.headers["Allow"]}
-                                             if "Allow" in exc.headers else {}))
+        return error(
+            exc.status,
+            message,
+            **({"allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}),
+        )
     except ValidationError as exc:
         return error(422, "invalid request", details=validation_details(exc))
     except (json.JSONDecodeError, UnicodeDecodeError):

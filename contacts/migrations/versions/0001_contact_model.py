@@ -1,7 +1,7 @@
 """contact model
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 12:27:43.692026
 """
 
@@ -12,7 +12,6 @@ import sqlmodel
 from alembic import op
 
 import contacts.models
-
 
 revision: str = '0001'
 down_revision: str | None = None

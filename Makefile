@@ -1,0 +1,39 @@
+# The two commands of the README:
+#   make demo   set up and run the service with simulated residents and agents (SQLite, embedded queues)
+#   make test   set up and pass all tests (lint, types, unit and integration tests)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup demo serve test lint bench evaluate clean
+
+$(BIN)/kcc: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(BIN)/kcc
+
+setup: $(BIN)/kcc
+
+demo: setup
+	$(BIN)/kcc demo
+
+serve: setup
+	$(BIN)/kcc serve
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python bench/foundation.py
+
+evaluate: setup
+	$(BIN)/python scripts/evaluate_routing.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache *.egg-info
