@@ -1,0 +1,145 @@
+"""Accuracy of the rule-based classifier on a labelled set of resident messages.
+
+    python scripts/evaluate_routing.py [--dataset PATH] [--errors]
+
+The dataset is a TSV with columns id, channel, slug, skill, kind, language, text. Error listings
+show ids and labels only, never the message text: the messages may hold personal data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    # Run as a plain script (python scripts/...), the repo's packages are not importable yet.
+    sys.path.insert(0, str(REPO_ROOT))
+
+from router.classify import Classification, Classifier  # noqa: E402
+
+DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "eval" / "questions-dev.tsv"
+FIELDS = ("topic", "skill", "kind", "language")
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    channel: str
+    topic: str
+    skill: str
+    kind: str
+    language: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    example: Example
+    got: Classification
+
+    def correct(self, field: str) -> bool:
+        return bool(getattr(self.example, field) == getattr(self.got, field))
+
+
+def load_dataset(path: Path) -> list[Example]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return [
+            Example(
+                id=row["id"],
+                channel=row["channel"],
+                topic=row["slug"],
+                skill=row["skill"],
+                kind=row["kind"],
+                language=row["language"],
+                # The file stores line breaks as a literal backslash-n.
+                text=row["text"].replace("\\n", "\n"),
+            )
+            for row in reader
+        ]
+
+
+def evaluate(classifier: Classifier, examples: Sequence[Example]) -> list[Outcome]:
+    return [
+        Outcome(example, classifier.classify(example.text, channel=example.channel))
+        for example in examples
+    ]
+
+
+def accuracy(outcomes: Sequence[Outcome]) -> dict[str, float]:
+    if not outcomes:
+        return {field: 0.0 for field in FIELDS}
+    return {
+        field: sum(o.correct(field) for o in outcomes) / len(outcomes) for field in FIELDS
+    }
+
+
+def table(outcomes: Sequence[Outcome]) -> str:
+    groups: list[tuple[str, list[Outcome]]] = [("overall", list(outcomes))]
+    for label, key in (("channel", "channel"), ("language", "language")):
+        by: dict[str, list[Outcome]] = defaultdict(list)
+        for outcome in outcomes:
+            by[getattr(outcome.example, key)].append(outcome)
+        groups += [(f"{label}={name}", by[name]) for name in sorted(by)]
+
+    header = ["group", "n", *FIELDS]
+    rows = [header]
+    for name, members in groups:
+        scores = accuracy(members)
+        rows.append([name, str(len(members)), *(f"{scores[f] * 100:5.1f}%" for f in FIELDS)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells))
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def errors(outcomes: Sequence[Outcome]) -> str:
+    lines = []
+    for outcome in outcomes:
+        wrong = [f for f in FIELDS if not outcome.correct(f)]
+        if not wrong:
+            continue
+        parts = [
+            f"{f}: {getattr(outcome.example, f)} -> {getattr(outcome.got, f)}" for f in wrong
+        ]
+        lines.append(
+            f"{outcome.example.id}  [{outcome.example.channel}]  "
+            f"conf={outcome.got.confidence:.2f}  " + "; ".join(parts)
+        )
+    return "\n".join(lines) if lines else "no errors"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--config", type=Path, default=REPO_ROOT / "config")
+    parser.add_argument(
+        "--errors", action="store_true", help="list misclassified ids (labels only, no text)"
+    )
+    args = parser.parse_args(argv)
+
+    if not args.dataset.is_file():
+        print(f"dataset not found: {args.dataset}", file=sys.stderr)
+        return 2
+    classifier = Classifier.from_config(args.config)
+    outcomes = evaluate(classifier, load_dataset(args.dataset))
+    print(f"dataset: {args.dataset} ({len(outcomes)} messages)\n")
+    print(table(outcomes))
+    if args.errors:
+        print("\nmisclassified (expected -> got):")
+        print(errors(outcomes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
