@@ -1,0 +1,1 @@
+"""Channel adapters: each turns its provider's format into the one contact model."""

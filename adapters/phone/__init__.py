@@ -1,0 +1,1 @@
+"""Phone through Twilio Voice: queue, callback requests (channel adapter; not built yet)."""

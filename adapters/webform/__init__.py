@@ -1,0 +1,1 @@
+"""The web form channel: an accessible HTML form and its endpoint."""

@@ -1,0 +1,1 @@
+"""WhatsApp through Twilio: inbound webhook, outbound replies (channel adapter; not built yet)."""
