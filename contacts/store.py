@@ -63,6 +63,15 @@ PlanFn = Callable[[InboundMessage], RoutePlan]
 AttachmentSaver = Callable[[bytes], Awaitable[str]]
 
 
+def reply_channel_for(channel: str, who: ResidentIdentity) -> str:
+    """A web form has no way back: answer by e-mail, else by phone, else by post."""
+    if channel != "webform":
+        return channel
+    if who.email:
+        return "email"
+    return "phone" if who.phone else "post"
+
+
 def format_reference(year: int, number: int) -> str:
     return f"KCC-{year}-{number:06d}"
 
@@ -156,7 +165,8 @@ class ContactStore:
             channel_message_id=inbound.channel_message_id,
             conversation_id=conversation.id,
             resident_id=resident.id if resident else None,
-            reply_channel=(resident.preferred_channel if resident else None) or inbound.channel,
+            reply_channel=inbound.sender.preferred_channel
+            or reply_channel_for(inbound.channel, inbound.sender),
             subject=inbound.subject,
             body=inbound.text,
             language=route.language,
@@ -252,7 +262,9 @@ class ContactStore:
         resident.email = resident.email or who.email
         resident.telegram_id = resident.telegram_id or who.telegram_id
         resident.postal_address = who.postal_address or resident.postal_address
-        resident.preferred_channel = who.preferred_channel or resident.preferred_channel or channel
+        resident.preferred_channel = (
+            who.preferred_channel or resident.preferred_channel or reply_channel_for(channel, who)
+        )
         resident.language = who.language or resident.language
         if who.support_needs:
             resident.support_needs = sorted(set(resident.support_needs) | set(who.support_needs))

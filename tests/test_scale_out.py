@@ -19,7 +19,7 @@ from contacts.database import create_engine
 from kcc.clock import ManualClock, SystemClock
 from kcc.services import Services
 from tests.helpers import running_service, settings_for, token_for
-from tests.test_service_flow import full_flow
+from tests.test_service_flow import assert_history_is_append_only, full_flow
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -32,6 +32,7 @@ async def test_full_flow_on_postgres_and_redis(
         client,
     ):
         await full_flow(services, client)
+        await assert_history_is_append_only(services, client)
 
 
 def free_port() -> int:

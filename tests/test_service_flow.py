@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
+from sqlalchemy.exc import DBAPIError
 
 from kcc.services import Services
 from tests.helpers import bearer, running_service, token_for
@@ -54,7 +57,10 @@ async def full_flow(services: Services, client: TestClient[object, object]) -> N
         headers=bearer(agent),
     )
     assert response.status == 201
-    assert (await response.json())["status"] == "answered"
+    answered = await response.json()
+    assert answered["status"] == "answered"
+    # A web form has no way back: the answer goes to the e-mail address the resident gave.
+    assert answered["message"]["channel"] == "email"
 
     response = await client.post(
         f"/api/contacts/{reference}/close",
@@ -79,3 +85,21 @@ async def full_flow(services: Services, client: TestClient[object, object]) -> N
 async def _events(client, token: str, reference: str) -> list[dict]:  # type: ignore[no-untyped-def]
     lead_view = await client.get(f"/api/contacts/{reference}", headers=bearer(token))
     return list((await lead_view.json())["events"])
+
+
+async def test_contact_history_cannot_be_rewritten(tmp_path: Path) -> None:
+    async with running_service(tmp_path) as (services, client):
+        await assert_history_is_append_only(services, client)
+
+
+async def assert_history_is_append_only(
+    services: Services, client: TestClient[object, object]
+) -> None:
+    response = await client.post(
+        "/channels/webform", json={"email": "a@example.nl", "message": "Vraag over afval"}
+    )
+    assert response.status == 201
+    for statement in ("UPDATE contactevent SET reason = 'rewritten'", "DELETE FROM contactevent"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with services.engine.begin() as connection:
+                await connection.execute(sa.text(statement))
