@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
 
 # A contact is durable before a channel hears "OK": SQLite commits with a full fsync (WAL mode
 # keeps that cheap) and waits for a busy writer instead of failing.
+WRITE_OPTION = "kcc_write"
+
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
@@ -61,10 +63,14 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
-        def _begin_immediate(connection: Any) -> None:
-            # Take the write lock up front: a deferred transaction that reads and then writes
-            # fails with "database is locked" when another writer got in between.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(connection: Any) -> None:
+            # Writers take the write lock up front: a deferred transaction that reads and then
+            # writes fails with "database is locked" when another writer got in between.
+            # Readers stay deferred, so in WAL mode they never wait for a writer.
+            if connection.get_execution_options().get(WRITE_OPTION):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.exec_driver_sql("BEGIN")
 
         return engine
     kwargs.setdefault("pool_size", 10)
@@ -73,4 +79,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for transactions that write."""
+    return async_sessionmaker(
+        engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+    )
+
+
+def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads only (on SQLite they never wait for a writer)."""
     return async_sessionmaker(engine, expire_on_commit=False)

@@ -7,7 +7,7 @@ Every status change goes through `_transition`, which checks the lifecycle table
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
+from contacts.group_commit import GroupCommit
 from contacts.inbound import InboundMessage, ResidentIdentity
 from contacts.models import (
     HELD_STATUSES,
@@ -60,7 +61,8 @@ class IntakeResult:
 
 
 PlanFn = Callable[[InboundMessage], RoutePlan]
-AttachmentSaver = Callable[[bytes], Awaitable[str]]
+# (filename, content_type, size, sha256, storage_key) of a file already in the attachment store.
+StoredFile = tuple[str, str, int, str, str]
 
 
 def reply_channel_for(channel: str, who: ResidentIdentity) -> str:
@@ -76,9 +78,26 @@ def format_reference(year: int, number: int) -> str:
     return f"KCC-{year}-{number:06d}"
 
 
+@dataclass(frozen=True)
+class _Pending:
+    inbound: InboundMessage
+    plan: PlanFn
+    now: datetime
+    attachments: Sequence[StoredFile]
+
+
 class ContactStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        readers: async_sessionmaker[AsyncSession] | None = None,
+        max_batch: int = 64,
+    ) -> None:
         self.sessions = sessions
+        self.readers = readers or sessions
+        self._intake_batch: GroupCommit[_Pending, IntakeResult] = GroupCommit(
+            self._receive_batch, max_batch
+        )
 
     # --- intake -----------------------------------------------------------------------------
 
@@ -87,24 +106,44 @@ class ContactStore:
         inbound: InboundMessage,
         plan: PlanFn,
         now: datetime,
-        stored_attachments: Sequence[tuple[str, str, int, str, str]] = (),
+        stored_attachments: Sequence[StoredFile] = (),
     ) -> IntakeResult:
         """Make an inbound message durable: a new contact, a follow-up on the open contact of its
         conversation, or — when the channel already delivered it — the existing contact.
 
-        `stored_attachments`: (filename, content_type, size, sha256, storage_key) of files the
-        caller already wrote to the attachment store (content-addressed, so a retry is harmless).
+        Returns only after the commit. Concurrent calls share one transaction (group commit, a
+        savepoint each), so a burst of messages costs one disk flush instead of one per message.
+        `stored_attachments`: files the caller already wrote to the attachment store
+        (content-addressed, so a retry is harmless).
         """
-        try:
-            async with self.sessions() as session, session.begin():
-                return await self._receive(session, inbound, plan, now, stored_attachments)
-        except IntegrityError:
-            # A concurrent delivery of the same provider message won the race: answer with it.
-            existing = await self.find_message(inbound.channel, inbound.channel_message_id)
-            if existing is None:
-                raise
-            contact, message = existing
-            return IntakeResult(contact, "duplicate", message)
+        return await self._intake_batch.submit(_Pending(inbound, plan, now, stored_attachments))
+
+    async def _receive_batch(self, batch: Sequence[_Pending]) -> list[IntakeResult | BaseException]:
+        results: list[IntakeResult | BaseException] = []
+        retry: list[int] = []
+        async with self.sessions() as session, session.begin():
+            for index, item in enumerate(batch):
+                try:
+                    async with session.begin_nested():
+                        results.append(
+                            await self._receive(
+                                session, item.inbound, item.plan, item.now, item.attachments
+                            )
+                        )
+                except IntegrityError as error:
+                    # Another process stored the same provider message meanwhile.
+                    results.append(error)
+                    retry.append(index)
+                except Exception as error:  # one bad message must not sink the others
+                    results.append(error)
+        for index in retry:
+            item = batch[index]
+            existing = await self.find_message(
+                item.inbound.channel, item.inbound.channel_message_id
+            )
+            if existing is not None:
+                results[index] = IntakeResult(existing[0], "duplicate", existing[1])
+        return results
 
     async def _receive(
         self,
@@ -112,7 +151,7 @@ class ContactStore:
         inbound: InboundMessage,
         plan: PlanFn,
         now: datetime,
-        stored_attachments: Sequence[tuple[str, str, int, str, str]],
+        stored_attachments: Sequence[StoredFile],
     ) -> IntakeResult:
         duplicate = await session.execute(
             select(Message, Contact)
@@ -220,7 +259,7 @@ class ContactStore:
         session: AsyncSession,
         contact: Contact,
         message: Message,
-        stored: Sequence[tuple[str, str, int, str, str]],
+        stored: Sequence[StoredFile],
     ) -> None:
         for filename, content_type, size, sha256, key in stored:
             session.add(
@@ -298,17 +337,16 @@ class ContactStore:
         return conversation
 
     async def _next_reference(self, session: AsyncSession, year: int) -> str:
+        """One statement on both databases: insert the year's counter or bump it, and read it."""
         dialect = session.get_bind().dialect.name
         insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        await session.execute(
-            insert(ReferenceCounter).values(year=year, last=0).on_conflict_do_nothing()
-        )
+        statement = insert(ReferenceCounter).values(year=year, last=1)
         number = (
             await session.execute(
-                sa.update(ReferenceCounter)
-                .where(col(ReferenceCounter.year) == year)
-                .values(last=col(ReferenceCounter.last) + 1)
-                .returning(col(ReferenceCounter.last))
+                statement.on_conflict_do_update(
+                    index_elements=[col(ReferenceCounter.year)],
+                    set_={"last": col(ReferenceCounter.last) + 1},
+                ).returning(col(ReferenceCounter.last))
             )
         ).scalar_one()
         return format_reference(year, number)
@@ -318,7 +356,7 @@ class ContactStore:
     async def find_message(
         self, channel: str, channel_message_id: str
     ) -> tuple[Contact, Message] | None:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             row = (
                 await session.execute(
                     select(Contact, Message)
@@ -330,11 +368,11 @@ class ContactStore:
             return (row[0], row[1]) if row else None
 
     async def get(self, contact_id: int) -> Contact | None:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             return await session.get(Contact, contact_id)
 
     async def by_reference(self, reference: str) -> Contact | None:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             return (
                 await session.execute(select(Contact).where(Contact.reference == reference))
             ).scalar_one_or_none()
@@ -342,18 +380,18 @@ class ContactStore:
     async def resident(self, resident_id: int | None) -> Resident | None:
         if resident_id is None:
             return None
-        async with self.sessions() as session:
+        async with self.readers() as session:
             return await session.get(Resident, resident_id)
 
     async def messages(self, contact_id: int) -> list[Message]:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             rows = await session.execute(
                 select(Message).where(Message.contact_id == contact_id).order_by(col(Message.id))
             )
             return list(rows.scalars())
 
     async def events(self, contact_id: int) -> list[ContactEvent]:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             rows = await session.execute(
                 select(ContactEvent)
                 .where(ContactEvent.contact_id == contact_id)
@@ -362,7 +400,7 @@ class ContactStore:
             return list(rows.scalars())
 
     async def attachments(self, contact_id: int) -> list[Attachment]:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             rows = await session.execute(
                 select(Attachment).where(Attachment.contact_id == contact_id)
             )
@@ -372,7 +410,7 @@ class ContactStore:
         """The resident's contacts on every channel, newest first ("tell your story once")."""
         if resident_id is None:
             return []
-        async with self.sessions() as session:
+        async with self.readers() as session:
             rows = await session.execute(
                 select(Contact)
                 .where(Contact.resident_id == resident_id)
@@ -383,7 +421,7 @@ class ContactStore:
 
     async def queued(self) -> list[Contact]:
         """Every contact that should be waiting in a queue (for rebuilding the queue index)."""
-        async with self.sessions() as session:
+        async with self.readers() as session:
             rows = await session.execute(
                 select(Contact).where(Contact.status == Status.queued).order_by(col(Contact.id))
             )
@@ -391,7 +429,7 @@ class ContactStore:
 
     async def held_loads(self) -> dict[int, dict[str, int]]:
         """Per agent and channel: how many contacts the agent holds (for rebuilding presence)."""
-        async with self.sessions() as session:
+        async with self.readers() as session:
             rows = await session.execute(
                 select(Contact.assigned_agent_id, Contact.channel, sa.func.count())
                 .where(col(Contact.status).in_([s.value for s in HELD_STATUSES]))
@@ -405,7 +443,7 @@ class ContactStore:
 
     async def offered_to(self, agent_id: int) -> list[Contact]:
         """Contacts the router assigned to this agent that the agent has not taken yet."""
-        async with self.sessions() as session:
+        async with self.readers() as session:
             rows = await session.execute(
                 select(Contact)
                 .where(Contact.assigned_agent_id == agent_id)
@@ -416,7 +454,7 @@ class ContactStore:
             return list(rows.scalars())
 
     async def open_for_agent(self, agent_id: int) -> list[Contact]:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             rows = await session.execute(
                 select(Contact)
                 .where(Contact.assigned_agent_id == agent_id)
@@ -428,14 +466,14 @@ class ContactStore:
     async def last_agent_of_conversation(self, conversation_id: int | None) -> int | None:
         if conversation_id is None:
             return None
-        async with self.sessions() as session:
+        async with self.readers() as session:
             conversation = await session.get(Conversation, conversation_id)
             return conversation.last_agent_id if conversation else None
 
     async def conversation(self, conversation_id: int | None) -> Conversation | None:
         if conversation_id is None:
             return None
-        async with self.sessions() as session:
+        async with self.readers() as session:
             return await session.get(Conversation, conversation_id)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -641,7 +679,7 @@ class ContactStore:
             )
 
     async def due_for_priority_raise(self, now: datetime, limit: int = 500) -> list[Contact]:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             rows = await session.execute(
                 select(Contact)
                 .where(col(Contact.at_risk_at) <= now)
@@ -682,7 +720,7 @@ class ContactStore:
             return agent
 
     async def agent_by_token_hash(self, token_hash: str) -> Agent | None:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             return (
                 await session.execute(
                     select(Agent).where(Agent.token_hash == token_hash).where(col(Agent.active))
@@ -690,11 +728,11 @@ class ContactStore:
             ).scalar_one_or_none()
 
     async def agent(self, agent_id: int) -> Agent | None:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             return await session.get(Agent, agent_id)
 
     async def agents(self) -> list[Agent]:
-        async with self.sessions() as session:
+        async with self.readers() as session:
             return list((await session.execute(select(Agent).order_by(col(Agent.id)))).scalars())
 
     async def set_agent_status(self, agent_id: int, status: str, now: datetime) -> None:
