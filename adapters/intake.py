@@ -12,8 +12,9 @@ import logging
 
 from contacts.attachments import AttachmentStore
 from contacts.inbound import InboundMessage
+from contacts.intake_writer import IntakeResult
 from contacts.models import Status
-from contacts.store import ContactStore, IntakeResult
+from contacts.store import ContactStore
 from kcc.clock import Clock
 from kcc.metrics import Metrics
 from router.router import Router

@@ -18,20 +18,35 @@ BatchFn = Callable[[Sequence[Item]], Awaitable[list[Result | BaseException]]]
 
 
 class GroupCommit(Generic[Item, Result]):
-    def __init__(self, batch: BatchFn[Item, Result], max_batch: int = 64) -> None:
+    def __init__(
+        self, batch: BatchFn[Item, Result], max_batch: int = 64, concurrency: int = 1
+    ) -> None:
+        """`concurrency`: how many transactions may be written at once (1 for SQLite, which
+        has one writer anyway; more for PostgreSQL, which commits in parallel)."""
         self._batch = batch
         self._max_batch = max_batch
+        self._concurrency = concurrency
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
+        if len(self._writers) < self._concurrency:
+            self._writers.add(asyncio.create_task(self._write()))
         return await future
 
     async def _write(self) -> None:
+        try:
+            await self._drain()
+        finally:
+            # Leave the set in the same step that saw the queue empty (no await in between):
+            # a caller arriving a moment later must find room to start a new writer.
+            task = asyncio.current_task()
+            if task is not None:
+                self._writers.discard(task)
+
+    async def _drain(self) -> None:
         while self._waiting:
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]

@@ -7,22 +7,24 @@ Every status change goes through `_transition`, which checks the lifecycle table
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
+from contacts import intake_writer
 from contacts.group_commit import GroupCommit
-from contacts.inbound import InboundMessage, ResidentIdentity
+from contacts.inbound import InboundMessage
+from contacts.intake_writer import BatchItem, IntakeResult, PlanFn, StoredFile
 from contacts.models import (
     HELD_STATUSES,
-    OPEN_STATUSES,
     TRANSITIONS,
     Agent,
     Attachment,
@@ -31,7 +33,6 @@ from contacts.models import (
     Conversation,
     Direction,
     Message,
-    ReferenceCounter,
     Resident,
     Status,
 )
@@ -39,43 +40,6 @@ from contacts.models import (
 
 class TransitionError(ValueError):
     """A status change the lifecycle does not allow (e.g. replying to a closed contact)."""
-
-
-@dataclass(frozen=True)
-class RoutePlan:
-    """Where a new or re-queued contact goes; decided by the router before the commit."""
-
-    topic: str
-    kind: str
-    language: str
-    skills: list[str]
-    queue: str
-    priority: int
-
-
-@dataclass(frozen=True)
-class IntakeResult:
-    contact: Contact
-    outcome: Literal["created", "follow_up", "duplicate"]
-    message: Message
-
-
-PlanFn = Callable[[InboundMessage], RoutePlan]
-# (filename, content_type, size, sha256, storage_key) of a file already in the attachment store.
-StoredFile = tuple[str, str, int, str, str]
-
-
-def reply_channel_for(channel: str, who: ResidentIdentity) -> str:
-    """A web form has no way back: answer by e-mail, else by phone, else by post."""
-    if channel != "webform":
-        return channel
-    if who.email:
-        return "email"
-    return "phone" if who.phone else "post"
-
-
-def format_reference(year: int, number: int) -> str:
-    return f"KCC-{year}-{number:06d}"
 
 
 @dataclass(frozen=True)
@@ -91,12 +55,17 @@ class ContactStore:
         self,
         sessions: async_sessionmaker[AsyncSession],
         readers: async_sessionmaker[AsyncSession] | None = None,
+        sync_writer: Engine | None = None,
         max_batch: int = 64,
     ) -> None:
+        """`sync_writer`: a synchronous SQLite engine for the intake path (None on PostgreSQL,
+        where concurrent batches run on asyncpg)."""
         self.sessions = sessions
         self.readers = readers or sessions
+        self._sync_writer = sync_writer
+        self._sequences: set[int] = set()
         self._intake_batch: GroupCommit[_Pending, IntakeResult] = GroupCommit(
-            self._receive_batch, max_batch
+            self._receive_batch, max_batch, concurrency=1 if sync_writer else 4
         )
 
     # --- intake -----------------------------------------------------------------------------
@@ -119,237 +88,39 @@ class ContactStore:
         return await self._intake_batch.submit(_Pending(inbound, plan, now, stored_attachments))
 
     async def _receive_batch(self, batch: Sequence[_Pending]) -> list[IntakeResult | BaseException]:
-        results: list[IntakeResult | BaseException] = []
-        retry: list[int] = []
-        async with self.sessions() as session, session.begin():
-            for index, item in enumerate(batch):
-                try:
-                    async with session.begin_nested():
-                        results.append(
-                            await self._receive(
-                                session, item.inbound, item.plan, item.now, item.attachments
-                            )
-                        )
-                except IntegrityError as error:
-                    # Another process stored the same provider message meanwhile.
-                    results.append(error)
-                    retry.append(index)
-                except Exception as error:  # one bad message must not sink the others
-                    results.append(error)
-        for index in retry:
-            item = batch[index]
-            existing = await self.find_message(
-                item.inbound.channel, item.inbound.channel_message_id
-            )
-            if existing is not None:
-                results[index] = IntakeResult(existing[0], "duplicate", existing[1])
+        items = [(p.inbound, p.plan, p.now, p.attachments) for p in batch]
+        try:
+            if self._sync_writer is not None:
+                results = await asyncio.to_thread(self._write_in_thread, items)
+            else:
+                await self._ensure_sequences({(p.inbound.received_at or p.now).year for p in batch})
+                async with self.sessions() as session, session.begin():
+                    connection = await session.connection()
+                    results = await connection.run_sync(intake_writer.receive_batch, items)
+        except Exception as error:
+            if len(batch) != 1:
+                raise  # the shared commit failed: the group commit fails every caller
+            results = [error]
+        for index, result in enumerate(results):
+            if isinstance(result, IntegrityError):
+                # Another process stored the same provider message meanwhile: answer with it.
+                item = batch[index].inbound
+                existing = await self.find_message(item.channel, item.channel_message_id)
+                if existing is not None:
+                    results[index] = IntakeResult(existing[0], "duplicate", existing[1])
         return results
 
-    async def _receive(
-        self,
-        session: AsyncSession,
-        inbound: InboundMessage,
-        plan: PlanFn,
-        now: datetime,
-        stored_attachments: Sequence[StoredFile],
-    ) -> IntakeResult:
-        duplicate = await session.execute(
-            select(Message, Contact)
-            .join(Contact, col(Contact.id) == col(Message.contact_id))
-            .where(Message.channel == inbound.channel)
-            .where(Message.channel_message_id == inbound.channel_message_id)
-        )
-        row = duplicate.first()
-        if row is not None:
-            return IntakeResult(row[1], "duplicate", row[0])
+    def _write_in_thread(self, items: list[BatchItem]) -> list[IntakeResult | BaseException]:
+        assert self._sync_writer is not None
+        with self._sync_writer.begin() as connection:
+            return intake_writer.receive_batch(connection, items)
 
-        received_at = inbound.received_at or now
-        resident = await self._resolve_resident(session, inbound.sender, inbound.channel)
-        conversation = await self._conversation(session, inbound, resident, received_at)
-        actor = f"channel:{inbound.channel}"
-
-        open_contact = (
-            await session.execute(
-                select(Contact)
-                .where(Contact.conversation_id == conversation.id)
-                .where(col(Contact.status).in_([s.value for s in OPEN_STATUSES]))
-                .order_by(col(Contact.id).desc())
-                .limit(1)
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
-
-        if open_contact is not None:
-            message = self._message(open_contact, inbound, received_at)
-            session.add(message)
-            session.add(
-                ContactEvent(
-                    contact_id=open_contact.id or 0,
-                    at=now,
-                    type="follow_up",
-                    actor=actor,
-                    reason="bericht van inwoner in lopend gesprek",
-                )
-            )
-            await session.flush()
-            self._attach(session, open_contact, message, stored_attachments)
-            return IntakeResult(open_contact, "follow_up", message)
-
-        route = plan(inbound)
-        contact = Contact(
-            reference=await self._next_reference(session, received_at.year),
-            channel=inbound.channel,
-            direction=Direction.inbound,
-            received_at=received_at,
-            channel_message_id=inbound.channel_message_id,
-            conversation_id=conversation.id,
-            resident_id=resident.id if resident else None,
-            reply_channel=inbound.sender.preferred_channel
-            or reply_channel_for(inbound.channel, inbound.sender),
-            subject=inbound.subject,
-            body=inbound.text,
-            language=route.language,
-            kind=route.kind,
-            topic=route.topic,
-            skills=route.skills,
-            status=Status.queued,
-            priority=route.priority,
-            queue=route.queue,
-            enqueued_at=now,
-        )
-        session.add(contact)
-        await session.flush()
-        assert contact.id is not None
-        session.add(
-            ContactEvent(
-                contact_id=contact.id, at=now, type="status", to_status=Status.received, actor=actor
-            )
-        )
-        session.add(
-            ContactEvent(
-                contact_id=contact.id,
-                at=now,
-                type="status",
-                from_status=Status.received,
-                to_status=Status.queued,
-                actor="system:router",
-                reason=f"onderwerp {route.topic}, wachtrij {route.queue}",
-                data={"skills": route.skills, "kind": route.kind, "language": route.language},
-            )
-        )
-        message = self._message(contact, inbound, received_at)
-        session.add(message)
-        await session.flush()
-        self._attach(session, contact, message, stored_attachments)
-        return IntakeResult(contact, "created", message)
-
-    @staticmethod
-    def _message(contact: Contact, inbound: InboundMessage, at: datetime) -> Message:
-        return Message(
-            contact_id=contact.id or 0,
-            channel=inbound.channel,
-            direction=Direction.inbound,
-            channel_message_id=inbound.channel_message_id,
-            at=at,
-            body=inbound.text if not inbound.subject else f"{inbound.subject}\n\n{inbound.text}",
-        )
-
-    @staticmethod
-    def _attach(
-        session: AsyncSession,
-        contact: Contact,
-        message: Message,
-        stored: Sequence[StoredFile],
-    ) -> None:
-        for filename, content_type, size, sha256, key in stored:
-            session.add(
-                Attachment(
-                    contact_id=contact.id or 0,
-                    message_id=message.id,
-                    filename=filename,
-                    content_type=content_type,
-                    size=size,
-                    sha256=sha256,
-                    storage_key=key,
-                )
-            )
-
-    async def _resolve_resident(
-        self, session: AsyncSession, who: ResidentIdentity, channel: str
-    ) -> Resident | None:
-        """One resident across channels: match on any identifier, fill in what was missing."""
-        if not who.has_identifier:
-            if not (who.name or who.postal_address):
-                return None
-            resident = Resident(name=who.name, postal_address=who.postal_address)
-        else:
-            matches = []
-            for column, value in (
-                (Resident.phone, who.phone),
-                (Resident.email, who.email),
-                (Resident.telegram_id, who.telegram_id),
-            ):
-                if value:
-                    matches.append(col(column) == value)
-            resident = (
-                await session.execute(
-                    select(Resident).where(sa.or_(*matches)).order_by(col(Resident.id)).limit(1)
-                )
-            ).scalar_one_or_none() or Resident()
-        resident.name = resident.name or who.name
-        resident.phone = resident.phone or who.phone
-        resident.email = resident.email or who.email
-        resident.telegram_id = resident.telegram_id or who.telegram_id
-        resident.postal_address = who.postal_address or resident.postal_address
-        resident.preferred_channel = (
-            who.preferred_channel or resident.preferred_channel or reply_channel_for(channel, who)
-        )
-        resident.language = who.language or resident.language
-        if who.support_needs:
-            resident.support_needs = sorted(set(resident.support_needs) | set(who.support_needs))
-        session.add(resident)
-        await session.flush()
-        return resident
-
-    async def _conversation(
-        self,
-        session: AsyncSession,
-        inbound: InboundMessage,
-        resident: Resident | None,
-        at: datetime,
-    ) -> Conversation:
-        thread_key = inbound.thread_key or f"message:{inbound.channel_message_id}"
-        conversation = (
-            await session.execute(
-                select(Conversation)
-                .where(Conversation.channel == inbound.channel)
-                .where(Conversation.thread_key == thread_key)
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
-        if conversation is None:
-            conversation = Conversation(channel=inbound.channel, thread_key=thread_key)
-        if resident is not None and conversation.resident_id is None:
-            conversation.resident_id = resident.id
-        conversation.last_inbound_at = at
-        session.add(conversation)
-        await session.flush()
-        return conversation
-
-    async def _next_reference(self, session: AsyncSession, year: int) -> str:
-        """One statement on both databases: insert the year's counter or bump it, and read it."""
-        dialect = session.get_bind().dialect.name
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(ReferenceCounter).values(year=year, last=1)
-        number = (
-            await session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[col(ReferenceCounter.year)],
-                    set_={"last": col(ReferenceCounter.last) + 1},
-                ).returning(col(ReferenceCounter.last))
-            )
-        ).scalar_one()
-        return format_reference(year, number)
+    async def _ensure_sequences(self, years: set[int]) -> None:
+        for year in years - self._sequences:
+            async with self.sessions() as session, session.begin():
+                connection = await session.connection()
+                await connection.run_sync(intake_writer.ensure_reference_sequence, year)
+            self._sequences.add(year)
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -469,6 +240,17 @@ class ContactStore:
         async with self.readers() as session:
             conversation = await session.get(Conversation, conversation_id)
             return conversation.last_agent_id if conversation else None
+
+    async def last_agent_of_contact_conversation(self, contact_id: int) -> int | None:
+        """Who handled this contact's conversation before (for sticky routing), in one query."""
+        async with self.readers() as session:
+            return (
+                await session.execute(
+                    select(Conversation.last_agent_id)
+                    .join(Contact, col(Contact.conversation_id) == col(Conversation.id))
+                    .where(Contact.id == contact_id)
+                )
+            ).scalar_one_or_none()
 
     async def conversation(self, conversation_id: int | None) -> Conversation | None:
         if conversation_id is None:

@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.intake import Intake
 from adapters.outbound import Outbox
 from contacts.attachments import AttachmentStore
-from contacts.database import create_engine, read_session_factory, session_factory
+from contacts.database import (
+    create_engine,
+    create_sync_sqlite_engine,
+    is_sqlite,
+    read_session_factory,
+    session_factory,
+)
 from contacts.schema import upgrade
 from contacts.store import ContactStore
 from kcc.clock import Clock, SystemClock
@@ -64,7 +70,11 @@ class Services:
         if migrate:
             await upgrade(url)
         engine = create_engine(url)
-        store = ContactStore(session_factory(engine), read_session_factory(engine))
+        store = ContactStore(
+            session_factory(engine),
+            read_session_factory(engine),
+            sync_writer=create_sync_sqlite_engine(url) if is_sqlite(url) else None,
+        )
         backend = make_backend(settings.redis_url)
         planner = RoutePlanner(config, classifier)
         router = Router(store, backend, planner, clock)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from contacts.inbound import InboundMessage
-from contacts.store import RoutePlan
+from contacts.intake_writer import RoutePlan
 from router.classify import Classifier
 from router.config import RoutingConfig
 

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from contacts.intake_writer import RoutePlan
 from contacts.models import Agent, AgentStatus, Contact, Status
-from contacts.store import ContactStore, RoutePlan, TransitionError
+from contacts.store import ContactStore, TransitionError
 from kcc.clock import Clock
 from queues.base import AgentPresence, QueueBackend, WaitingContact
 from router.planner import RoutePlanner, queue_score
@@ -64,6 +65,12 @@ class Router:
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self.listeners: list[AssignmentListener] = []
+        # One lock per agent: an offer the router is making and the agent's own "next" must not
+        # cross, or the agent hears "nothing for you" while a contact is on its way to them.
+        self._agent_locks: dict[int, asyncio.Lock] = {}
+
+    def _lock(self, agent_id: int) -> asyncio.Lock:
+        return self._agent_locks.setdefault(agent_id, asyncio.Lock())
 
     # --- running ------------------------------------------------------------------------------
 
@@ -162,34 +169,33 @@ class Router:
         item = await self.backend.get(contact_id)
         if item is None:
             return None
-        contact = await self.store.get(contact_id)
-        if contact is None or contact.status != Status.queued:
-            await self.backend.withdraw(contact_id)
-            return None
-        sticky = await self.store.last_agent_of_conversation(contact.conversation_id)
         candidates = [
             agent
             for agent in await self.backend.agents()
             if agent.can_take(item.channel_class) and agent.serves(item.requirements)
         ]
+        if not candidates:
+            return None  # it waits; a freed agent will find it (no database work meanwhile)
+        sticky = await self.store.last_agent_of_contact_conversation(contact_id)
         candidates.sort(key=lambda a: (a.agent_id != sticky, a.idle_since, a.agent_id))
         for agent in candidates:
-            if not await self.backend.reserve(agent.agent_id, item.channel_class):
-                continue  # another router filled this agent a moment ago
-            if await self.backend.withdraw(contact_id) is None:
-                await self.backend.release(agent.agent_id, item.channel_class, self._now())
-                return None  # another router placed the contact
-            reason = (
-                "zelfde medewerker als vorig contact"
-                if agent.agent_id == sticky
-                else ("langst beschikbare medewerker met de vaardigheden")
-            )
-            assigned = await self.store.assign_if_queued(
-                contact_id, agent.agent_id, self.clock.now(), reason
-            )
-            if assigned is None:
-                await self.backend.release(agent.agent_id, item.channel_class, self._now())
-                return None
+            async with self._lock(agent.agent_id):
+                if not await self.backend.reserve(agent.agent_id, item.channel_class):
+                    continue  # another router filled this agent a moment ago
+                if await self.backend.withdraw(contact_id) is None:
+                    await self.backend.release(agent.agent_id, item.channel_class, self._now())
+                    return None  # another router placed the contact
+                reason = (
+                    "zelfde medewerker als vorig contact"
+                    if agent.agent_id == sticky
+                    else "langst beschikbare medewerker met de vaardigheden"
+                )
+                assigned = await self.store.assign_if_queued(
+                    contact_id, agent.agent_id, self.clock.now(), reason
+                )
+                if assigned is None:
+                    await self.backend.release(agent.agent_id, item.channel_class, self._now())
+                    return None
             self.announce(assigned, agent.agent_id)
             return agent.agent_id
         return None
@@ -197,19 +203,22 @@ class Router:
     async def fill_agent(self, agent_id: int) -> list[Contact]:
         """Offer a freed agent the best contacts they can serve, up to their capacity."""
         offered = []
-        while (contact := await self._claim_for(agent_id, taken=False)) is not None:
-            offered.append(contact)
+        async with self._lock(agent_id):
+            while (contact := await self._claim_for(agent_id, taken=False)) is not None:
+                offered.append(contact)
+        for contact in offered:
             self.announce(contact, agent_id)
         return offered
 
     async def next_for_agent(self, agent_id: int) -> Contact | None:
         """The agent asks for work: an offer already made to them, else the best contact now."""
-        now = self.clock.now()
-        for contact in await self.store.offered_to(agent_id):
-            await self.store.mark_taken(contact.id or 0, agent_id, now)
-            contact.taken_at = now
-            return contact
-        claimed = await self._claim_for(agent_id, taken=True)
+        async with self._lock(agent_id):
+            now = self.clock.now()
+            for contact in await self.store.offered_to(agent_id):
+                await self.store.mark_taken(contact.id or 0, agent_id, now)
+                contact.taken_at = now
+                return contact
+            claimed = await self._claim_for(agent_id, taken=True)
         if claimed is not None:
             self.announce(claimed, agent_id)
         return claimed

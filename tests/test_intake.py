@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from contacts.inbound import InboundError, InboundMessage, ResidentIdentity
-from contacts.store import RoutePlan
+from contacts.intake_writer import RoutePlan
 from kcc.clock import ManualClock
 from kcc.services import Services
 from tests.helpers import settings_for

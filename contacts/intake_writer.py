@@ -1,0 +1,363 @@
+"""The write path of intake, the hottest path of the service, in synchronous SQLAlchemy Core.
+
+Every inbound message passes here, so it does the fewest statements that keep the rules (a new
+contact on a new thread: nine), updates nothing that did not change, and builds model objects
+once, for the caller. It is synchronous on purpose: on SQLite a whole batch runs in one worker
+thread on the standard library driver (aiosqlite would cross threads ~40 times per contact); on
+PostgreSQL the same code runs on asyncpg through `AsyncConnection.run_sync`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from contacts.inbound import InboundMessage, ResidentIdentity
+from contacts.models import OPEN_STATUSES, Contact, Direction, Message, Status
+
+TABLES = SQLModel.metadata.tables
+CONTACT = TABLES["contact"]
+MESSAGE = TABLES["message"]
+EVENT = TABLES["contactevent"]
+RESIDENT = TABLES["resident"]
+CONVERSATION = TABLES["conversation"]
+ATTACHMENT = TABLES["attachment"]
+COUNTER = TABLES["referencecounter"]
+OPEN = [status.value for status in OPEN_STATUSES]
+
+# (filename, content_type, size, sha256, storage_key) of a file already in the attachment store.
+StoredFile = tuple[str, str, int, str, str]
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """Where a new or re-queued contact goes; decided by the router before the commit."""
+
+    topic: str
+    kind: str
+    language: str
+    skills: list[str]
+    queue: str
+    priority: int
+
+
+PlanFn = Callable[[InboundMessage], RoutePlan]
+BatchItem = tuple[InboundMessage, PlanFn, datetime, Sequence[StoredFile]]
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    contact: Contact
+    outcome: Literal["created", "follow_up", "duplicate"]
+    message: Message
+
+
+def reply_channel_for(channel: str, who: ResidentIdentity) -> str:
+    """A web form has no way back: answer by e-mail, else by phone, else by post."""
+    if channel != "webform":
+        return channel
+    if who.email:
+        return "email"
+    return "phone" if who.phone else "post"
+
+
+def format_reference(year: int, number: int) -> str:
+    return f"KCC-{year}-{number:06d}"
+
+
+def receive(
+    conn: Connection,
+    inbound: InboundMessage,
+    plan: PlanFn,
+    now: datetime,
+    stored: Sequence[StoredFile],
+) -> IntakeResult:
+    known = (
+        conn.execute(
+            sa.select(MESSAGE.c.id, MESSAGE.c.contact_id)
+            .where(MESSAGE.c.channel == inbound.channel)
+            .where(MESSAGE.c.channel_message_id == inbound.channel_message_id)
+        )
+    ).first()
+    if known is not None:
+        contact = _contact(conn, CONTACT.c.id == known.contact_id)
+        assert contact is not None  # the message row references it
+        return IntakeResult(
+            contact,
+            "duplicate",
+            Message(
+                **conn.execute(sa.select(MESSAGE).where(MESSAGE.c.id == known.id)).one()._asdict()
+            ),
+        )
+
+    received_at = inbound.received_at or now
+    resident_id = _resident(conn, inbound.sender, inbound.channel)
+    conversation_id, existed = _conversation(conn, inbound, resident_id, received_at)
+    actor = f"channel:{inbound.channel}"
+    body = inbound.text if not inbound.subject else f"{inbound.subject}\n\n{inbound.text}"
+
+    if existed:
+        open_contact = _contact(
+            conn,
+            (CONTACT.c.conversation_id == conversation_id) & CONTACT.c.status.in_(OPEN),
+        )
+        if open_contact is not None and open_contact.id is not None:
+            message = _message(conn, open_contact.id, inbound, body, received_at, stored)
+            conn.execute(
+                sa.insert(EVENT).values(
+                    contact_id=open_contact.id,
+                    at=now,
+                    type="follow_up",
+                    actor=actor,
+                    reason="bericht van inwoner in lopend gesprek",
+                    data={},
+                )
+            )
+            return IntakeResult(open_contact, "follow_up", message)
+
+    route = plan(inbound)
+    values: dict[str, Any] = {
+        "reference": _next_reference(conn, received_at.year),
+        "channel": inbound.channel,
+        "direction": Direction.inbound.value,
+        "received_at": received_at,
+        "channel_message_id": inbound.channel_message_id,
+        "conversation_id": conversation_id,
+        "resident_id": resident_id,
+        "reply_channel": inbound.sender.preferred_channel
+        or reply_channel_for(inbound.channel, inbound.sender),
+        "subject": inbound.subject,
+        "body": inbound.text,
+        "language": route.language,
+        "kind": route.kind,
+        "topic": route.topic,
+        "skills": route.skills,
+        "status": Status.queued.value,
+        "priority": route.priority,
+        "queue": route.queue,
+        "escalation_level": 0,
+        "enqueued_at": now,
+    }
+    contact_id = (
+        conn.execute(sa.insert(CONTACT).values(**values).returning(CONTACT.c.id))
+    ).scalar_one()
+    conn.execute(
+        sa.insert(EVENT),
+        [
+            {
+                "contact_id": contact_id,
+                "at": now,
+                "type": "status",
+                "from_status": None,
+                "to_status": Status.received.value,
+                "actor": actor,
+                "reason": None,
+                "data": {},
+            },
+            {
+                "contact_id": contact_id,
+                "at": now,
+                "type": "status",
+                "from_status": Status.received.value,
+                "to_status": Status.queued.value,
+                "actor": "system:router",
+                "reason": f"onderwerp {route.topic}, wachtrij {route.queue}",
+                "data": {"skills": route.skills, "kind": route.kind, "language": route.language},
+            },
+        ],
+    )
+    message = _message(conn, contact_id, inbound, body, received_at, stored)
+    return IntakeResult(Contact(id=contact_id, **values), "created", message)
+
+
+def _contact(conn: Connection, where: Any) -> Contact | None:
+    row = conn.execute(
+        sa.select(CONTACT).where(where).order_by(CONTACT.c.id.desc()).limit(1).with_for_update()
+    ).first()
+    return None if row is None else Contact(**row._asdict())
+
+
+def receive_batch(
+    conn: Connection, batch: Sequence[BatchItem]
+) -> list[IntakeResult | BaseException]:
+    """Write a batch in the caller's transaction, each message in a savepoint of its own so one
+    failure (a constraint, a bad message) costs only that message. A batch of one needs no
+    savepoint: its failure propagates and the whole transaction rolls back."""
+    if len(batch) == 1:
+        return [receive(conn, *batch[0])]
+    results: list[IntakeResult | BaseException] = []
+    for item in batch:
+        try:
+            with conn.begin_nested():
+                results.append(receive(conn, *item))
+        except Exception as error:
+            results.append(error)
+    return results
+
+
+def ensure_reference_sequence(conn: Connection, year: int) -> None:
+    """PostgreSQL numbers references from a sequence per year: no row lock is held until
+    commit, so concurrent transactions do not queue behind each other."""
+    conn.exec_driver_sql(f"CREATE SEQUENCE IF NOT EXISTS kcc_reference_{int(year)}")
+
+
+def _message(
+    conn: Connection,
+    contact_id: int,
+    inbound: InboundMessage,
+    body: str,
+    at: datetime,
+    stored: Sequence[StoredFile],
+) -> Message:
+    values: dict[str, Any] = {
+        "contact_id": contact_id,
+        "channel": inbound.channel,
+        "direction": Direction.inbound.value,
+        "channel_message_id": inbound.channel_message_id,
+        "at": at,
+        "body": body,
+        "delivery_status": "received",
+    }
+    message_id = (
+        conn.execute(sa.insert(MESSAGE).values(**values).returning(MESSAGE.c.id))
+    ).scalar_one()
+    if stored:
+        conn.execute(
+            sa.insert(ATTACHMENT),
+            [
+                {
+                    "contact_id": contact_id,
+                    "message_id": message_id,
+                    "filename": name,
+                    "content_type": kind,
+                    "size": size,
+                    "sha256": digest,
+                    "storage_key": key,
+                    "created_at": at,
+                }
+                for name, kind, size, digest, key in stored
+            ],
+        )
+    return Message(id=message_id, **values)
+
+
+def _resident(conn: Connection, who: ResidentIdentity, channel: str) -> int | None:
+    """One resident across channels: match on any identifier, fill in only what was missing."""
+    preferred = who.preferred_channel or reply_channel_for(channel, who)
+    if not who.has_identifier and not (who.name or who.postal_address):
+        return None
+    found = None
+    if who.has_identifier:
+        matches = [
+            column == value
+            for column, value in (
+                (RESIDENT.c.phone, who.phone),
+                (RESIDENT.c.email, who.email),
+                (RESIDENT.c.telegram_id, who.telegram_id),
+            )
+            if value
+        ]
+        found = (
+            conn.execute(
+                sa.select(RESIDENT).where(sa.or_(*matches)).order_by(RESIDENT.c.id).limit(1)
+            )
+        ).first()
+    if found is None:
+        return cast(
+            int,
+            (
+                conn.execute(
+                    sa.insert(RESIDENT)
+                    .values(
+                        name=who.name,
+                        phone=who.phone,
+                        email=who.email,
+                        telegram_id=who.telegram_id,
+                        postal_address=who.postal_address,
+                        preferred_channel=preferred,
+                        language=who.language,
+                        support_needs=list(who.support_needs),
+                        created_at=sa.func.now(),
+                    )
+                    .returning(RESIDENT.c.id)
+                )
+            ).scalar_one(),
+        )
+    changes: dict[str, Any] = {}
+    for field in ("name", "phone", "email", "telegram_id"):
+        if getattr(found, field) is None and getattr(who, field):
+            changes[field] = getattr(who, field)
+    if who.postal_address and who.postal_address != found.postal_address:
+        changes["postal_address"] = who.postal_address
+    if who.preferred_channel and who.preferred_channel != found.preferred_channel:
+        changes["preferred_channel"] = who.preferred_channel
+    if who.language and who.language != found.language:
+        changes["language"] = who.language
+    needs = sorted(set(found.support_needs or []) | set(who.support_needs))
+    if needs != sorted(found.support_needs or []):
+        changes["support_needs"] = needs
+    if changes:
+        conn.execute(sa.update(RESIDENT).where(RESIDENT.c.id == found.id).values(**changes))
+    return cast(int, found.id)
+
+
+def _conversation(
+    conn: Connection, inbound: InboundMessage, resident_id: int | None, at: datetime
+) -> tuple[int, bool]:
+    """The conversation's id and whether it existed before this message."""
+    thread_key = inbound.thread_key or f"message:{inbound.channel_message_id}"
+    found = (
+        conn.execute(
+            sa.select(CONVERSATION.c.id, CONVERSATION.c.resident_id)
+            .where(CONVERSATION.c.channel == inbound.channel)
+            .where(CONVERSATION.c.thread_key == thread_key)
+            .with_for_update()
+        )
+    ).first()
+    if found is None:
+        new_id = (
+            conn.execute(
+                sa.insert(CONVERSATION)
+                .values(
+                    channel=inbound.channel,
+                    thread_key=thread_key,
+                    resident_id=resident_id,
+                    last_inbound_at=at,
+                    created_at=at,
+                )
+                .returning(CONVERSATION.c.id)
+            )
+        ).scalar_one()
+        return cast(int, new_id), False
+    changes: dict[str, Any] = {"last_inbound_at": at}
+    if found.resident_id is None and resident_id is not None:
+        changes["resident_id"] = resident_id
+    conn.execute(sa.update(CONVERSATION).where(CONVERSATION.c.id == found.id).values(**changes))
+    return cast(int, found.id), True
+
+
+def _next_reference(conn: Connection, year: int) -> str:
+    """PostgreSQL: the year's sequence. SQLite (one writer at a time anyway): a counter row,
+    inserted or bumped and read in one statement."""
+    if conn.dialect.name == "postgresql":
+        sequence = f"kcc_reference_{int(year)}"
+        number = conn.execute(sa.text(f"SELECT nextval('{sequence}')")).scalar_one()
+        return format_reference(year, number)
+    number = (
+        conn.execute(
+            sqlite.insert(COUNTER)
+            .values(year=year, last=1)
+            .on_conflict_do_update(
+                index_elements=[COUNTER.c.year], set_={"last": COUNTER.c.last + 1}
+            )
+            .returning(COUNTER.c.last)
+        )
+    ).scalar_one()
+    return format_reference(year, number)
