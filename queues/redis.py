@@ -375,7 +375,13 @@ class RedisQueueBackend(QueueBackend):
     def __init__(self, url: str, prefix: str = "kcc") -> None:
         if "{" in prefix or "}" in prefix:
             raise ValueError("the prefix becomes a cluster hash tag: no braces in it")
-        self._client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True)
+        # A blocking pool: with the default one, redis-py 8 raises MaxConnectionsError as soon as
+        # more than 100 coroutines use Redis at once (a burst of HTTP requests); these should
+        # wait for a connection instead. Query-string options in the URL still win.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=100, timeout=20
+        )
+        self._client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._p = "{" + prefix + "}"
         self._waiting_keys = [
             f"{self._p}:waiting",

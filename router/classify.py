@@ -28,7 +28,6 @@ _FOLD = str.maketrans(
         "ß": "ss",
         "æ": "ae",
         "œ": "oe",
-        "’": "'",
     }
 )
 _NON_WORD = re.compile(r"[^\w*]+")
@@ -43,7 +42,10 @@ class ClassificationConfigError(ValueError):
 
 def normalise(text: str) -> str:
     """Lowercase and strip diacritics, so 'Aanvraag', 'aanvraag' and 'áánvraag' are one word."""
-    folded = text.lower().translate(_FOLD)
+    folded = text.lower()
+    if folded.isascii():
+        return folded
+    folded = folded.translate(_FOLD)
     decomposed = unicodedata.normalize("NFKD", folded)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -119,6 +121,10 @@ class _PhraseIndex:
     prefix_lengths: list[int] = field(default_factory=list)
     suffix_lengths: list[int] = field(default_factory=list)
     infix_lengths: list[int] = field(default_factory=list)
+    # Words recur across messages (de, het, graag, ...); remembering their candidates halves
+    # the work. Bounded so that a stream of unique words cannot grow it without limit.
+    _cache: dict[str, tuple[_Rule, ...]] = field(default_factory=dict)
+    _cache_limit: int = 50_000
 
     def add(self, rule: _Rule) -> None:
         first = rule.words[0]
@@ -127,6 +133,16 @@ class _PhraseIndex:
         self.prefix_lengths = sorted({len(k) for k in self.prefix})
         self.suffix_lengths = sorted({len(k) for k in self.suffix})
         self.infix_lengths = sorted({len(k) for k in self.infix})
+        self._cache.clear()
+
+    def candidates(self, token: str) -> tuple[_Rule, ...]:
+        found = self._cache.get(token)
+        if found is None:
+            found = tuple(self._candidates(token))
+            if len(self._cache) >= self._cache_limit:
+                self._cache.clear()
+            self._cache[token] = found
+        return found
 
     def _candidates(self, token: str) -> Iterable[_Rule]:
         size = len(token)
@@ -165,7 +181,7 @@ class _PhraseIndex:
         for i, token in enumerate(tokens):
             if token == _SEPARATOR:
                 continue
-            for rule in self._candidates(token):
+            for rule in self.candidates(token):
                 words = rule.words
                 if i + len(words) > count:
                     continue
@@ -231,6 +247,9 @@ class Classifier:
         self._confidence_saturation = float(matching.get("confidence_saturation", 6.0))
         labels = _as_list(matching.get("subject_labels", []), "matching.subject_labels")
         body_labels = _as_list(matching.get("body_labels", []), "matching.body_labels")
+        self._quote_markers = tuple(
+            normalise(m) for m in _as_list(matching.get("quote_markers", []), "quote_markers")
+        )
         self._subject_re = _label_pattern(labels, with_value=True)
         self._body_re = _label_pattern(body_labels, with_value=False)
 
@@ -294,9 +313,7 @@ class Classifier:
                     words[token] = 1.0
             ranges = tuple(
                 (int(lo, 16), int(hi, 16))
-                for lo, hi in (
-                    r.split("-") for r in _as_list(section.get("ranges", []), "ranges")
-                )
+                for lo, hi in (r.split("-") for r in _as_list(section.get("ranges", []), "ranges"))
             )
             self._languages[code] = _LanguageRule(
                 words=words, letters=frozenset(str(section.get("letters", ""))), ranges=ranges
@@ -347,7 +364,20 @@ class Classifier:
             match = self._body_re.match(text)
             if match:
                 text = text[match.end() :]
-        return subject, text
+        return subject, self._drop_quoted(text)
+
+    def _drop_quoted(self, text: str) -> str:
+        """Cut a quoted earlier message off an e-mail reply: its words are not the resident's."""
+        if not self._quote_markers:
+            return text
+        lines = text.split("\n")
+        seen_text = False
+        for number, line in enumerate(lines):
+            stripped = normalise(line.strip())
+            if seen_text and stripped.startswith(self._quote_markers):
+                return "\n".join(lines[:number])
+            seen_text = seen_text or bool(stripped)
+        return text
 
     def classify(self, text: str, subject: str = "", channel: str = "webform") -> Classification:
         subject, body = self._split(text, subject)

@@ -75,9 +75,7 @@ def evaluate(classifier: Classifier, examples: Sequence[Example]) -> list[Outcom
 def accuracy(outcomes: Sequence[Outcome]) -> dict[str, float]:
     if not outcomes:
         return {field: 0.0 for field in FIELDS}
-    return {
-        field: sum(o.correct(field) for o in outcomes) / len(outcomes) for field in FIELDS
-    }
+    return {field: sum(o.correct(field) for o in outcomes) / len(outcomes) for field in FIELDS}
 
 
 def table(outcomes: Sequence[Outcome]) -> str:
@@ -96,7 +94,9 @@ def table(outcomes: Sequence[Outcome]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for index, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
         lines.append("  ".join(cells))
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -109,9 +109,7 @@ def errors(outcomes: Sequence[Outcome]) -> str:
         wrong = [f for f in FIELDS if not outcome.correct(f)]
         if not wrong:
             continue
-        parts = [
-            f"{f}: {getattr(outcome.example, f)} -> {getattr(outcome.got, f)}" for f in wrong
-        ]
+        parts = [f"{f}: {getattr(outcome.example, f)} -> {getattr(outcome.got, f)}" for f in wrong]
         lines.append(
             f"{outcome.example.id}  [{outcome.example.channel}]  "
             f"conf={outcome.got.confidence:.2f}  " + "; ".join(parts)
