@@ -158,6 +158,7 @@ class Contact(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("channel", "channel_message_id", name="uq_contact_channel_message"),
         sa.Index("ix_contact_status_queue", "status", "queue"),
+        sa.Index("ix_contact_escalation", "status", "escalation_level", "enqueued_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

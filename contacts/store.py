@@ -460,6 +460,66 @@ class ContactStore:
                 .values(ack_due=ack_due, answer_due=answer_due, at_risk_at=at_risk_at)
             )
 
+    async def due_for_escalation(
+        self, channels: Sequence[str], level: int, enqueued_before: datetime, limit: int = 500
+    ) -> list[Contact]:
+        """Queued contacts on these channels, still at `level`, that arrived before the cut-off."""
+        async with self.readers() as session:
+            rows = await session.execute(
+                select(Contact)
+                .where(Contact.status == Status.queued)
+                .where(Contact.escalation_level == level)
+                .where(col(Contact.enqueued_at) <= enqueued_before)
+                .where(col(Contact.channel).in_(list(channels)))
+                .order_by(col(Contact.enqueued_at))
+                .limit(limit)
+            )
+            return list(rows.scalars())
+
+    async def escalate(
+        self,
+        contact_id: int,
+        from_level: int,
+        to_level: int,
+        now: datetime,
+        reason: str,
+        requirements: list[str],
+    ) -> bool:
+        """Raise the escalation level once, whichever router process gets there first."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                sa.update(Contact)
+                .where(col(Contact.id) == contact_id)
+                .where(col(Contact.status) == Status.queued)
+                .where(col(Contact.escalation_level) == from_level)
+                .values(escalation_level=to_level)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            session.add(
+                ContactEvent(
+                    contact_id=contact_id,
+                    at=now,
+                    type="escalation",
+                    actor="system:router",
+                    reason=reason,
+                    data={"level": to_level, "requirements": requirements},
+                )
+            )
+            return True
+
+    async def queued_count(self) -> int:
+        async with self.readers() as session:
+            return int(
+                (
+                    await session.execute(
+                        select(sa.func.count())
+                        .select_from(Contact)
+                        .where(Contact.status == Status.queued)
+                    )
+                ).scalar_one()
+            )
+
     async def due_for_priority_raise(self, now: datetime, limit: int = 500) -> list[Contact]:
         async with self.readers() as session:
             rows = await session.execute(

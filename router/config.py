@@ -42,6 +42,7 @@ class RoutingConfig:
     at_risk_fraction: float = 0.8
     at_risk_boost: int = 40
     sweep_seconds: float = 2.0
+    reconcile_seconds: float = 30.0
     default_skills: dict[str, int] = field(default_factory=dict)
     default_capacity: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)
@@ -108,6 +109,7 @@ class RoutingConfig:
             at_risk_fraction=float(priority.get("at_risk_fraction", 0.8)),
             at_risk_boost=int(priority.get("at_risk_boost", 40)),
             sweep_seconds=float(routing.get("router", {}).get("sweep_seconds", 2.0)),
+            reconcile_seconds=float(routing.get("router", {}).get("reconcile_seconds", 30.0)),
             default_skills=dict(agents.get("default_skills", {})),
             default_capacity=dict(agents.get("default_capacity", {})),
             outcomes=dict(routing.get("outcomes", {})),

@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from contacts.intake_writer import RoutePlan
 from contacts.models import Agent, AgentStatus, Contact, Status
@@ -68,6 +68,8 @@ class Router:
         # One lock per agent: an offer the router is making and the agent's own "next" must not
         # cross, or the agent hears "nothing for you" while a contact is on its way to them.
         self._agent_locks: dict[int, asyncio.Lock] = {}
+        self._last_reconcile: datetime | None = None
+        self._index_short = False
 
     def _lock(self, agent_id: int) -> asyncio.Lock:
         return self._agent_locks.setdefault(agent_id, asyncio.Lock())
@@ -376,6 +378,11 @@ class Router:
         now = self.clock.now()
         await self._raise_priorities(now)
         await self._escalate(now)
+        if self._last_reconcile is None or (
+            (now - self._last_reconcile).total_seconds() >= self.planner.config.reconcile_seconds
+        ):
+            self._last_reconcile = now
+            await self.reconcile()
         for agent in await self.backend.agents():
             if agent.status == AgentStatus.available and any(
                 agent.can_take(c) for c in agent.capacity
@@ -395,24 +402,51 @@ class Router:
             self.notify(ContactQueued(entry.contact_id))
 
     async def _escalate(self, now: datetime) -> None:
-        first = self.planner.first_escalation_after()
-        if first is None:
-            return
-        for item in await self.backend.waiting_since(epoch(now) - first):
-            waited = epoch(now) - item.enqueued_at
-            level = self.planner.escalation_level(item.channel_class, waited)
-            widened = self.planner.widen(item.requirements, item.channel_class, level)
-            if widened == item.requirements:
-                continue  # already as wide as its wait allows: no database work
-            if not await self.backend.rescore(item.contact_id, widened, item.score):
-                continue
-            await self.store.update_routing(item.contact_id, escalation_level=level)
-            await self.store.add_event(
-                item.contact_id,
-                now,
-                "escalation",
-                SYSTEM,
-                reason=f"na {int(waited)} s wachten: vaardigheden verbreed",
-                data={"level": level, "requirements": sorted(widened)},
-            )
-            self.notify(ContactQueued(item.contact_id))
+        """Per channel kind and step: the contacts whose wait just passed the step's threshold,
+        found by an indexed query, escalated once (a conditional update) across processes."""
+        config = self.planner.config
+        for channel_class, steps in config.escalation.items():
+            channels = [
+                n for n, rule in config.channels.items() if rule.channel_class == channel_class
+            ]
+            for level, step in enumerate(steps):
+                cutoff = now - timedelta(seconds=step.after_seconds)
+                for contact in await self.store.due_for_escalation(channels, level, cutoff):
+                    await self._escalate_one(contact, level, now)
+
+    async def _escalate_one(self, contact: Contact, level: int, now: datetime) -> None:
+        waited = (now - (contact.enqueued_at or contact.received_at)).total_seconds()
+        requirements = self.planner.requirements(contact.skills, contact.channel, level + 1)
+        if not await self.store.escalate(
+            contact.id or 0,
+            level,
+            level + 1,
+            now,
+            f"na {int(waited)} s wachten: vaardigheden verbreed",
+            sorted(requirements),
+        ):
+            return  # another router did it
+        contact.escalation_level = level + 1
+        entry = self.waiting_entry(contact)
+        await self.backend.rescore(entry.contact_id, entry.requirements, entry.score)
+        self.notify(ContactQueued(entry.contact_id))
+
+    async def reconcile(self) -> int:
+        """Put back in the index any queued contact it lost (a crash between an index claim and
+        the database claim). Idempotent; a stale entry costs one failed claim later. Returns how
+        many contacts were re-enqueued."""
+        if await self.store.queued_count() <= await self.backend.count():
+            self._index_short = False
+            return 0
+        if not self._index_short:
+            # A claim in flight looks the same for a moment: act only if it is still so next time.
+            self._index_short = True
+            return 0
+        self._index_short = False
+        queued = await self.store.queued()
+        for contact in queued:
+            await self.backend.enqueue(self.waiting_entry(contact))
+        for contact in queued:
+            self.notify(ContactQueued(contact.id or 0))
+        log.warning("queue index was missing contacts: %d queued contacts re-enqueued", len(queued))
+        return len(queued)

@@ -4,6 +4,7 @@ waiting on the resident and rebuilding the queue index."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -302,3 +303,27 @@ async def test_lost_queue_index_is_rebuilt_and_nothing_is_handed_out_twice(
         if e.to_status == Status.assigned
     ]
     assert len(events) == 4
+
+
+async def test_a_contact_lost_from_the_index_mid_claim_is_put_back(services: Services) -> None:
+    lost = await contact(services, GROFVUIL, email="lost@example.nl")
+    # A router claims it from the index and crashes before recording the assignment.
+    claimed = await services.backend.claim_best(["afval", "nl", "written"], ["written"])
+    assert claimed is not None and claimed.contact_id == lost.id
+    assert await services.router.reconcile() == 0  # could still be a claim in flight
+    assert await services.router.reconcile() == 1
+    ida = await agent(services, "Ida", {"afval": 1, "nl": 1, "written": 1})
+    back = await services.store.get(lost.id or 0)
+    assert back is not None and back.assigned_agent_id == ida.id
+
+
+async def test_escalation_fires_once_even_when_two_routers_sweep(services: Services) -> None:
+    waiting = await contact(
+        services, "Beller vraagt naar de afvalkalender.", channel="phone", phone="+31612340006"
+    )
+    clock_of(services).advance(61)
+    await asyncio.gather(services.router.sweep(), services.router.sweep())
+    events = [e for e in await services.store.events(waiting.id or 0) if e.type == "escalation"]
+    assert len(events) == 1
+    entry = await services.backend.get(waiting.id or 0)
+    assert entry is not None and entry.requirements == frozenset({"nl", "phone"})
