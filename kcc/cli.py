@@ -13,6 +13,9 @@ from aiohttp import web
 from agents.registry import AgentError, add_agent, parse_skills
 from kcc.settings import Settings
 
+# No client address: for residents on the web form an IP address is personal data (AVG).
+ACCESS_LOG = '"%r" %s %b %Tfs'
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
@@ -58,9 +61,7 @@ def serve(args: argparse.Namespace) -> int:
         services = await Services.build(settings)
         return create_app(services)
 
-    web.run_app(
-        make(), host=settings.host, port=settings.port, access_log_format=('%a "%r" %s %b %Tfs')
-    )
+    web.run_app(make(), host=settings.host, port=settings.port, access_log_format=ACCESS_LOG)
     return 0
 
 
