@@ -269,6 +269,13 @@ class Router:
         await self.store.set_agent_status(agent.id, status, now)
         agent.status = status
         agent.status_since = now
+        if status in (AgentStatus.away, AgentStatus.offline):
+            # Offers not yet taken must not wait on an empty desk.
+            async with self._lock(agent.id):
+                for offered in await self.store.offered_to(agent.id):
+                    await self.requeue(
+                        offered, SYSTEM, f"medewerker is {status.value}: terug in de wachtrij"
+                    )
         if status == AgentStatus.offline:
             await self.backend.remove_agent(agent.id)
             return None

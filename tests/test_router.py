@@ -327,3 +327,18 @@ async def test_escalation_fires_once_even_when_two_routers_sweep(services: Servi
     assert len(events) == 1
     entry = await services.backend.get(waiting.id or 0)
     assert entry is not None and entry.requirements == frozenset({"nl", "phone"})
+
+
+async def test_offers_go_back_to_the_queue_when_the_agent_goes_away(services: Services) -> None:
+    jan = await agent(services, "Jan", {"afval": 1, "nl": 1, "written": 1})
+    offered = await contact(services, GROFVUIL, email="offer@example.nl")
+    assert offered.assigned_agent_id == jan.id and offered.taken_at is None
+    taken = await contact(services, GROFVUIL, email="taken@example.nl")
+    assert (await services.router.next_for_agent(jan.id or 0)) is not None  # takes one of them
+    await services.router.set_agent_status(jan, AgentStatus.away)
+    await services.router.idle()
+    kees = await agent(services, "Kees", {"afval": 1, "nl": 1, "written": 1})
+    states = {c.id: await services.store.get(c.id or 0) for c in (offered, taken)}
+    holders = sorted(str(s.assigned_agent_id) for s in states.values() if s is not None)
+    # The one Jan took stays with Jan; the one only offered to him went on to Kees.
+    assert holders == sorted([str(jan.id), str(kees.id)])
