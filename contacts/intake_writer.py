@@ -313,14 +313,20 @@ def _conversation(
 ) -> tuple[int, bool]:
     """The conversation's id and whether it existed before this message."""
     thread_key = inbound.thread_key or f"message:{inbound.channel_message_id}"
+    # A thread named after this very message cannot exist yet: the message is new (checked above).
+    lone = thread_key == f"message:{inbound.channel_message_id}"
     found = (
-        conn.execute(
-            sa.select(CONVERSATION.c.id, CONVERSATION.c.resident_id)
-            .where(CONVERSATION.c.channel == inbound.channel)
-            .where(CONVERSATION.c.thread_key == thread_key)
-            .with_for_update()
-        )
-    ).first()
+        None
+        if lone
+        else (
+            conn.execute(
+                sa.select(CONVERSATION.c.id, CONVERSATION.c.resident_id)
+                .where(CONVERSATION.c.channel == inbound.channel)
+                .where(CONVERSATION.c.thread_key == thread_key)
+                .with_for_update()
+            )
+        ).first()
+    )
     if found is None:
         new_id = (
             conn.execute(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from agents.tokens import hash_token
@@ -13,6 +15,28 @@ INGEST_ROLES = frozenset({AgentRole.integration, AgentRole.admin})
 LEAD_ROLES = frozenset({AgentRole.teamlead, AgentRole.admin})
 
 
+# Tokens checked in the last moments are remembered, so a busy integration does not cost a
+# database query per request. A revoked token stops working within this many seconds.
+TOKEN_CACHE_SECONDS = 30.0
+_recent: dict[str, tuple[float, Agent]] = {}
+
+
+async def agent_for_token(services: Services, token: str) -> Agent | None:
+    token_hash = hash_token(token)
+    now = time.monotonic()
+    cached = _recent.get(token_hash)
+    if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
+        return cached[1]
+    agent = await services.store.agent_by_token_hash(token_hash)
+    if agent is None:
+        _recent.pop(token_hash, None)
+        return None
+    if len(_recent) > 10_000:
+        _recent.clear()
+    _recent[token_hash] = (now, agent)
+    return agent
+
+
 async def authenticate(request: web.Request, services: Services) -> Agent:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -20,7 +44,7 @@ async def authenticate(request: web.Request, services: Services) -> Agent:
         raise web.HTTPUnauthorized(
             text="a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
-    agent = await services.store.agent_by_token_hash(hash_token(token.strip()))
+    agent = await agent_for_token(services, token.strip())
     if agent is None:
         raise web.HTTPUnauthorized(
             text="unknown or revoked token", headers={"WWW-Authenticate": "Bearer"}
