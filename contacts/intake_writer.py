@@ -72,6 +72,61 @@ def format_reference(year: int, number: int) -> str:
     return f"KCC-{year}-{number:06d}"
 
 
+P = sa.bindparam
+# Built once: executing a prepared statement with parameters skips SQLAlchemy's per-call
+# statement construction and cache-key work, which dominated this path.
+FIND_MESSAGE = sa.select(MESSAGE.c.id, MESSAGE.c.contact_id).where(
+    MESSAGE.c.channel == P("b_channel"), MESSAGE.c.channel_message_id == P("b_cmid")
+)
+MESSAGE_BY_ID = sa.select(MESSAGE).where(MESSAGE.c.id == P("b_id"))
+CONTACT_BY_ID = sa.select(CONTACT).where(CONTACT.c.id == P("b_id"))
+OPEN_CONTACT = (
+    sa.select(CONTACT)
+    .where(CONTACT.c.conversation_id == P("b_conversation"), CONTACT.c.status.in_(OPEN))
+    .order_by(CONTACT.c.id.desc())
+    .limit(1)
+    .with_for_update()
+)
+# A missing identifier binds NULL, and "= NULL" matches nothing: one statement for every case.
+FIND_RESIDENT = (
+    sa.select(RESIDENT)
+    .where(
+        sa.or_(
+            RESIDENT.c.phone == P("b_phone"),
+            RESIDENT.c.email == P("b_email"),
+            RESIDENT.c.telegram_id == P("b_telegram"),
+        )
+    )
+    .order_by(RESIDENT.c.id)
+    .limit(1)
+)
+INSERT_RESIDENT = sa.insert(RESIDENT).returning(RESIDENT.c.id)
+FIND_CONVERSATION = (
+    sa.select(CONVERSATION.c.id)
+    .where(CONVERSATION.c.channel == P("b_channel"), CONVERSATION.c.thread_key == P("b_thread"))
+    .with_for_update()
+)
+INSERT_CONVERSATION = sa.insert(CONVERSATION).returning(CONVERSATION.c.id)
+TOUCH_CONVERSATION = (
+    sa.update(CONVERSATION)
+    .where(CONVERSATION.c.id == P("b_id"))
+    .values(
+        last_inbound_at=P("b_at"),
+        resident_id=sa.func.coalesce(CONVERSATION.c.resident_id, P("b_resident")),
+    )
+)
+INSERT_CONTACT = sa.insert(CONTACT).returning(CONTACT.c.id)
+INSERT_MESSAGE = sa.insert(MESSAGE).returning(MESSAGE.c.id)
+INSERT_EVENT = sa.insert(EVENT)
+INSERT_ATTACHMENT = sa.insert(ATTACHMENT)
+BUMP_COUNTER = (
+    sqlite.insert(COUNTER)
+    .values(year=P("b_year"), last=1)
+    .on_conflict_do_update(index_elements=[COUNTER.c.year], set_={"last": COUNTER.c.last + 1})
+    .returning(COUNTER.c.last)
+)
+
+
 def receive(
     conn: Connection,
     inbound: InboundMessage,
@@ -79,46 +134,36 @@ def receive(
     now: datetime,
     stored: Sequence[StoredFile],
 ) -> IntakeResult:
-    known = (
-        conn.execute(
-            sa.select(MESSAGE.c.id, MESSAGE.c.contact_id)
-            .where(MESSAGE.c.channel == inbound.channel)
-            .where(MESSAGE.c.channel_message_id == inbound.channel_message_id)
-        )
+    known = conn.execute(
+        FIND_MESSAGE, {"b_channel": inbound.channel, "b_cmid": inbound.channel_message_id}
     ).first()
     if known is not None:
-        contact = _contact(conn, CONTACT.c.id == known.contact_id)
-        assert contact is not None  # the message row references it
-        return IntakeResult(
-            contact,
-            "duplicate",
-            Message(
-                **conn.execute(sa.select(MESSAGE).where(MESSAGE.c.id == known.id)).one()._asdict()
-            ),
-        )
+        contact = Contact(**conn.execute(CONTACT_BY_ID, {"b_id": known.contact_id}).one()._asdict())
+        message = Message(**conn.execute(MESSAGE_BY_ID, {"b_id": known.id}).one()._asdict())
+        return IntakeResult(contact, "duplicate", message)
 
     received_at = inbound.received_at or now
-    resident_id = _resident(conn, inbound.sender, inbound.channel)
+    resident_id = _resident(conn, inbound.sender, inbound.channel, now)
     conversation_id, existed = _conversation(conn, inbound, resident_id, received_at)
     actor = f"channel:{inbound.channel}"
     body = inbound.text if not inbound.subject else f"{inbound.subject}\n\n{inbound.text}"
 
     if existed:
-        open_contact = _contact(
-            conn,
-            (CONTACT.c.conversation_id == conversation_id) & CONTACT.c.status.in_(OPEN),
-        )
-        if open_contact is not None and open_contact.id is not None:
-            message = _message(conn, open_contact.id, inbound, body, received_at, stored)
+        row = conn.execute(OPEN_CONTACT, {"b_conversation": conversation_id}).first()
+        if row is not None:
+            open_contact = Contact(**row._asdict())
+            message = _message(conn, row.id, inbound, body, received_at, stored)
             conn.execute(
-                sa.insert(EVENT).values(
-                    contact_id=open_contact.id,
-                    at=now,
-                    type="follow_up",
-                    actor=actor,
-                    reason="bericht van inwoner in lopend gesprek",
-                    data={},
-                )
+                INSERT_EVENT,
+                [
+                    _event(
+                        row.id,
+                        now,
+                        "follow_up",
+                        actor,
+                        reason="bericht van inwoner in lopend gesprek",
+                    )
+                ],
             )
             return IntakeResult(open_contact, "follow_up", message)
 
@@ -145,43 +190,48 @@ def receive(
         "escalation_level": 0,
         "enqueued_at": now,
     }
-    contact_id = (
-        conn.execute(sa.insert(CONTACT).values(**values).returning(CONTACT.c.id))
-    ).scalar_one()
+    contact_id = conn.execute(INSERT_CONTACT, values).scalar_one()
     conn.execute(
-        sa.insert(EVENT),
+        INSERT_EVENT,
         [
-            {
-                "contact_id": contact_id,
-                "at": now,
-                "type": "status",
-                "from_status": None,
-                "to_status": Status.received.value,
-                "actor": actor,
-                "reason": None,
-                "data": {},
-            },
-            {
-                "contact_id": contact_id,
-                "at": now,
-                "type": "status",
-                "from_status": Status.received.value,
-                "to_status": Status.queued.value,
-                "actor": "system:router",
-                "reason": f"onderwerp {route.topic}, wachtrij {route.queue}",
-                "data": {"skills": route.skills, "kind": route.kind, "language": route.language},
-            },
+            _event(contact_id, now, "status", actor, to_status=Status.received),
+            _event(
+                contact_id,
+                now,
+                "status",
+                "system:router",
+                from_status=Status.received,
+                to_status=Status.queued,
+                reason=f"onderwerp {route.topic}, wachtrij {route.queue}",
+                data={"skills": route.skills, "kind": route.kind, "language": route.language},
+            ),
         ],
     )
     message = _message(conn, contact_id, inbound, body, received_at, stored)
     return IntakeResult(Contact(id=contact_id, **values), "created", message)
 
 
-def _contact(conn: Connection, where: Any) -> Contact | None:
-    row = conn.execute(
-        sa.select(CONTACT).where(where).order_by(CONTACT.c.id.desc()).limit(1).with_for_update()
-    ).first()
-    return None if row is None else Contact(**row._asdict())
+def _event(
+    contact_id: int,
+    at: datetime,
+    kind: str,
+    actor: str,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "contact_id": contact_id,
+        "at": at,
+        "type": kind,
+        "from_status": from_status,
+        "to_status": to_status,
+        "actor": actor,
+        "reason": reason,
+        "data": data or {},
+    }
 
 
 def receive_batch(
@@ -222,15 +272,15 @@ def _message(
         "direction": Direction.inbound.value,
         "channel_message_id": inbound.channel_message_id,
         "at": at,
+        "agent_id": None,
         "body": body,
         "delivery_status": "received",
+        "delivery_detail": None,
     }
-    message_id = (
-        conn.execute(sa.insert(MESSAGE).values(**values).returning(MESSAGE.c.id))
-    ).scalar_one()
+    message_id = conn.execute(INSERT_MESSAGE, values).scalar_one()
     if stored:
         conn.execute(
-            sa.insert(ATTACHMENT),
+            INSERT_ATTACHMENT,
             [
                 {
                     "contact_id": contact_id,
@@ -248,48 +298,29 @@ def _message(
     return Message(id=message_id, **values)
 
 
-def _resident(conn: Connection, who: ResidentIdentity, channel: str) -> int | None:
+def _resident(conn: Connection, who: ResidentIdentity, channel: str, now: datetime) -> int | None:
     """One resident across channels: match on any identifier, fill in only what was missing."""
-    preferred = who.preferred_channel or reply_channel_for(channel, who)
     if not who.has_identifier and not (who.name or who.postal_address):
         return None
     found = None
     if who.has_identifier:
-        matches = [
-            column == value
-            for column, value in (
-                (RESIDENT.c.phone, who.phone),
-                (RESIDENT.c.email, who.email),
-                (RESIDENT.c.telegram_id, who.telegram_id),
-            )
-            if value
-        ]
-        found = (
-            conn.execute(
-                sa.select(RESIDENT).where(sa.or_(*matches)).order_by(RESIDENT.c.id).limit(1)
-            )
+        found = conn.execute(
+            FIND_RESIDENT,
+            {"b_phone": who.phone, "b_email": who.email, "b_telegram": who.telegram_id},
         ).first()
     if found is None:
-        return cast(
-            int,
-            (
-                conn.execute(
-                    sa.insert(RESIDENT)
-                    .values(
-                        name=who.name,
-                        phone=who.phone,
-                        email=who.email,
-                        telegram_id=who.telegram_id,
-                        postal_address=who.postal_address,
-                        preferred_channel=preferred,
-                        language=who.language,
-                        support_needs=list(who.support_needs),
-                        created_at=sa.func.now(),
-                    )
-                    .returning(RESIDENT.c.id)
-                )
-            ).scalar_one(),
-        )
+        values = {
+            "name": who.name,
+            "phone": who.phone,
+            "email": who.email,
+            "telegram_id": who.telegram_id,
+            "postal_address": who.postal_address,
+            "preferred_channel": who.preferred_channel or reply_channel_for(channel, who),
+            "language": who.language,
+            "support_needs": list(who.support_needs),
+            "created_at": now,
+        }
+        return cast(int, conn.execute(INSERT_RESIDENT, values).scalar_one())
     changes: dict[str, Any] = {}
     for field in ("name", "phone", "email", "telegram_id"):
         if getattr(found, field) is None and getattr(who, field):
@@ -303,7 +334,7 @@ def _resident(conn: Connection, who: ResidentIdentity, channel: str) -> int | No
     needs = sorted(set(found.support_needs or []) | set(who.support_needs))
     if needs != sorted(found.support_needs or []):
         changes["support_needs"] = needs
-    if changes:
+    if changes:  # rare: only when the resident tells us something new
         conn.execute(sa.update(RESIDENT).where(RESIDENT.c.id == found.id).values(**changes))
     return cast(int, found.id)
 
@@ -314,39 +345,24 @@ def _conversation(
     """The conversation's id and whether it existed before this message."""
     thread_key = inbound.thread_key or f"message:{inbound.channel_message_id}"
     # A thread named after this very message cannot exist yet: the message is new (checked above).
-    lone = thread_key == f"message:{inbound.channel_message_id}"
-    found = (
-        None
-        if lone
-        else (
-            conn.execute(
-                sa.select(CONVERSATION.c.id, CONVERSATION.c.resident_id)
-                .where(CONVERSATION.c.channel == inbound.channel)
-                .where(CONVERSATION.c.thread_key == thread_key)
-                .with_for_update()
-            )
+    if thread_key != f"message:{inbound.channel_message_id}":
+        found = conn.execute(
+            FIND_CONVERSATION, {"b_channel": inbound.channel, "b_thread": thread_key}
         ).first()
-    )
-    if found is None:
-        new_id = (
+        if found is not None:
             conn.execute(
-                sa.insert(CONVERSATION)
-                .values(
-                    channel=inbound.channel,
-                    thread_key=thread_key,
-                    resident_id=resident_id,
-                    last_inbound_at=at,
-                    created_at=at,
-                )
-                .returning(CONVERSATION.c.id)
+                TOUCH_CONVERSATION, {"b_id": found.id, "b_at": at, "b_resident": resident_id}
             )
-        ).scalar_one()
-        return cast(int, new_id), False
-    changes: dict[str, Any] = {"last_inbound_at": at}
-    if found.resident_id is None and resident_id is not None:
-        changes["resident_id"] = resident_id
-    conn.execute(sa.update(CONVERSATION).where(CONVERSATION.c.id == found.id).values(**changes))
-    return cast(int, found.id), True
+            return cast(int, found.id), True
+    values = {
+        "channel": inbound.channel,
+        "thread_key": thread_key,
+        "resident_id": resident_id,
+        "last_agent_id": None,
+        "last_inbound_at": at,
+        "created_at": at,
+    }
+    return cast(int, conn.execute(INSERT_CONVERSATION, values).scalar_one()), False
 
 
 def _next_reference(conn: Connection, year: int) -> str:
@@ -355,15 +371,6 @@ def _next_reference(conn: Connection, year: int) -> str:
     if conn.dialect.name == "postgresql":
         sequence = f"kcc_reference_{int(year)}"
         number = conn.execute(sa.text(f"SELECT nextval('{sequence}')")).scalar_one()
-        return format_reference(year, number)
-    number = (
-        conn.execute(
-            sqlite.insert(COUNTER)
-            .values(year=year, last=1)
-            .on_conflict_do_update(
-                index_elements=[COUNTER.c.year], set_={"last": COUNTER.c.last + 1}
-            )
-            .returning(COUNTER.c.last)
-        )
-    ).scalar_one()
+    else:
+        number = conn.execute(BUMP_COUNTER, {"b_year": year}).scalar_one()
     return format_reference(year, number)
