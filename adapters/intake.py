@@ -57,7 +57,7 @@ class Intake:
         self.metrics.contacts_received.labels(inbound.channel, result.outcome).inc()
         if result.outcome == "created":
             await self.router.enqueue(result.contact)
-            log.info(
+            log.debug(
                 "contact %s received on %s, queue %s",
                 result.contact.reference,
                 inbound.channel,

@@ -234,14 +234,16 @@ def _event(
     }
 
 
-def receive_batch(
+def receive_all(conn: Connection, batch: Sequence[BatchItem]) -> list[IntakeResult]:
+    """Write a whole batch in the caller's transaction; the first failure aborts it all."""
+    return [receive(conn, *item) for item in batch]
+
+
+def receive_each(
     conn: Connection, batch: Sequence[BatchItem]
 ) -> list[IntakeResult | BaseException]:
-    """Write a batch in the caller's transaction, each message in a savepoint of its own so one
-    failure (a constraint, a bad message) costs only that message. A batch of one needs no
-    savepoint: its failure propagates and the whole transaction rolls back."""
-    if len(batch) == 1:
-        return [receive(conn, *batch[0])]
+    """The careful way, after `receive_all` failed: each message in a savepoint of its own, so a
+    failure (a constraint, a bad message) costs only that message."""
     results: list[IntakeResult | BaseException] = []
     for item in batch:
         try:

@@ -8,13 +8,13 @@ Every status change goes through `_transition`, which checks the lifecycle table
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
@@ -42,6 +42,9 @@ class TransitionError(ValueError):
     """A status change the lifecycle does not allow (e.g. replying to a closed contact)."""
 
 
+Written = TypeVar("Written", IntakeResult, IntakeResult | BaseException)
+
+
 @dataclass(frozen=True)
 class _Pending:
     inbound: InboundMessage
@@ -65,7 +68,7 @@ class ContactStore:
         self._sync_writer = sync_writer
         self._sequences: set[int] = set()
         self._intake_batch: GroupCommit[_Pending, IntakeResult] = GroupCommit(
-            self._receive_batch, max_batch, concurrency=1 if sync_writer else 4
+            self._receive_batch, max_batch, concurrency=1 if sync_writer else 12
         )
 
     # --- intake -----------------------------------------------------------------------------
@@ -89,18 +92,18 @@ class ContactStore:
 
     async def _receive_batch(self, batch: Sequence[_Pending]) -> list[IntakeResult | BaseException]:
         items = [(p.inbound, p.plan, p.now, p.attachments) for p in batch]
+        if self._sync_writer is None:
+            await self._ensure_sequences({(p.inbound.received_at or p.now).year for p in batch})
+        results: list[IntakeResult | BaseException]
         try:
-            if self._sync_writer is not None:
-                results = await asyncio.to_thread(self._write_in_thread, items)
-            else:
-                await self._ensure_sequences({(p.inbound.received_at or p.now).year for p in batch})
-                async with self.sessions() as session, session.begin():
-                    connection = await session.connection()
-                    results = await connection.run_sync(intake_writer.receive_batch, items)
+            # Optimistic: the whole batch in one go, no savepoint per message (the common case).
+            stored = await self._write(intake_writer.receive_all, items)
+            results = list(stored)
         except Exception as error:
-            if len(batch) != 1:
-                raise  # the shared commit failed: the group commit fails every caller
-            results = [error]
+            if len(batch) == 1:
+                results = [error]
+            else:  # something in it failed and nothing was stored: isolate each message
+                results = await self._write(intake_writer.receive_each, items)
         for index, result in enumerate(results):
             if isinstance(result, IntegrityError):
                 # Another process stored the same provider message meanwhile: answer with it.
@@ -110,10 +113,24 @@ class ContactStore:
                     results[index] = IntakeResult(existing[0], "duplicate", existing[1])
         return results
 
-    def _write_in_thread(self, items: list[BatchItem]) -> list[IntakeResult | BaseException]:
-        assert self._sync_writer is not None
-        with self._sync_writer.begin() as connection:
-            return intake_writer.receive_batch(connection, items)
+    async def _write(
+        self,
+        write: Callable[[Connection, Sequence[BatchItem]], list[Written]],
+        items: list[BatchItem],
+    ) -> list[Written]:
+        """Run a synchronous batch writer in one transaction: on SQLite in a worker thread on
+        the standard driver, on PostgreSQL on asyncpg through `run_sync`."""
+        if self._sync_writer is not None:
+            writer = self._sync_writer
+
+            def in_thread() -> list[Written]:
+                with writer.begin() as connection:
+                    return write(connection, items)
+
+            return await asyncio.to_thread(in_thread)
+        async with self.sessions() as session, session.begin():
+            connection = await session.connection()
+            return await connection.run_sync(write, items)
 
     async def _ensure_sequences(self, years: set[int]) -> None:
         for year in years - self._sequences:
