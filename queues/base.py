@@ -151,6 +151,16 @@ class QueueBackend(ABC):
     async def agents(self) -> list[AgentPresence]:
         """Every present agent (any status)."""
 
+    async def ready_agents(self) -> list[AgentPresence]:
+        """Agents who are available and have room for at least one more contact of some
+        channel kind: the only ones a new contact can go to. Backends keep this cheap even with
+        many agents signed in and all of them busy."""
+        return [
+            agent
+            for agent in await self.agents()
+            if agent.status == "available" and any(agent.spare(c) > 0 for c in agent.capacity)
+        ]
+
     @abstractmethod
     async def set_status(self, agent_id: int, status: str, now: float) -> AgentPresence | None:
         """Change an agent's status; becoming available with no load resets `idle_since`."""

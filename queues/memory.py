@@ -200,9 +200,7 @@ class MemoryQueueBackend(QueueBackend):
             return None
         return self._remove(best[2])
 
-    async def rescore(
-        self, contact_id: int, requirements: frozenset[str], score: float
-    ) -> bool:
+    async def rescore(self, contact_id: int, requirements: frozenset[str], score: float) -> bool:
         slot = self._state.slots.get(contact_id)
         if slot is None:
             return False
@@ -218,8 +216,7 @@ class MemoryQueueBackend(QueueBackend):
         self, enqueued_before: float, limit: int = 1000
     ) -> list[WaitingContact]:
         return [
-            self._state.slots[entry[1]].item
-            for entry in self._ages.ordered(enqueued_before, limit)
+            self._state.slots[entry[1]].item for entry in self._ages.ordered(enqueued_before, limit)
         ]
 
     async def stats(self) -> dict[str, QueueStats]:
@@ -248,6 +245,13 @@ class MemoryQueueBackend(QueueBackend):
 
     async def agents(self) -> list[AgentPresence]:
         return [_copy_presence(p) for p in self._state.agents.values()]
+
+    async def ready_agents(self) -> list[AgentPresence]:
+        return [
+            _copy_presence(p)
+            for p in self._state.agents.values()
+            if p.status == "available" and any(p.spare(c) > 0 for c in p.capacity)
+        ]
 
     async def set_status(self, agent_id: int, status: str, now: float) -> AgentPresence | None:
         presence = self._state.agents.get(agent_id)
@@ -289,4 +293,3 @@ class MemoryQueueBackend(QueueBackend):
 
     async def is_built(self) -> bool:
         return self._state.built
-

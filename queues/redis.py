@@ -13,6 +13,8 @@ the dynamic key names from it, which is allowed because they hash to the same sl
     {P}:age:<queue>      zset   contact_id -> enqueued_at (stats per queue)
     {P}:queues           set    queues with anyone waiting
     {P}:agents           hash   agent_id -> JSON presence
+    {P}:ready            set    agents available with room for one more contact (kept in step
+                                by every script that changes an agent)
     {P}:built            string present once the index was rebuilt from the database
 
 The bucket id names the channel class because `bucket_key` does not: once escalation drops the
@@ -81,7 +83,9 @@ end
 """
 
 # ARGV: P, contact_id, record JSON, queue, reqs, channel class, score, enqueued_at, member
-_ENQUEUE = _LUA_COMMON + r"""
+_ENQUEUE = (
+    _LUA_COMMON
+    + r"""
 local cid = ARGV[2]
 local old = redis.call('HGET', WAITING, cid)
 if old then
@@ -95,9 +99,12 @@ redis.call('ZADD', age_zset(queue), ARGV[8], cid)
 redis.call('SADD', QUEUES, queue)
 return 1
 """
+)
 
 # ARGV: P, contact_id
-_WITHDRAW = _LUA_COMMON + r"""
+_WITHDRAW = (
+    _LUA_COMMON
+    + r"""
 local raw = redis.call('HGET', WAITING, ARGV[2])
 if not raw then
   return false
@@ -105,9 +112,12 @@ end
 forget(ARGV[2], cjson.decode(raw))
 return raw
 """
+)
 
 # ARGV: P, contact_id, reqs, score
-_RESCORE = _LUA_COMMON + r"""
+_RESCORE = (
+    _LUA_COMMON
+    + r"""
 local cid = ARGV[2]
 local raw = redis.call('HGET', WAITING, cid)
 if not raw then
@@ -121,9 +131,12 @@ join_bucket(bucket_id(rec.q, rec.r, rec.c), rec.c, rec.r, rec.s, rec.m)
 redis.call('HSET', WAITING, cid, cjson.encode(rec))
 return 1
 """
+)
 
 # ARGV: P, n, skill_1 .. skill_n, class_1 .. class_m
-_CLAIM_BEST = _LUA_COMMON + r"""
+_CLAIM_BEST = (
+    _LUA_COMMON
+    + r"""
 local n = tonumber(ARGV[2])
 local skills, classes = {}, {}
 for i = 3, 2 + n do
@@ -194,9 +207,12 @@ while true do
   redis.call('ZREM', best_zset, best_member)
 end
 """
+)
 
 # ARGV: P, enqueued_before, limit
-_WAITING_SINCE = _LUA_COMMON + r"""
+_WAITING_SINCE = (
+    _LUA_COMMON
+    + r"""
 local ids = redis.call('ZRANGEBYSCORE', AGE, '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
 local out = {}
 for _, cid in ipairs(ids) do
@@ -207,9 +223,12 @@ for _, cid in ipairs(ids) do
 end
 return out
 """
+)
 
 # ARGV: P. Returns queue, count, oldest enqueued_at, queue, count, ...
-_STATS = _LUA_COMMON + r"""
+_STATS = (
+    _LUA_COMMON
+    + r"""
 local out = {}
 for _, queue in ipairs(redis.call('SMEMBERS', QUEUES)) do
   local age = age_zset(queue)
@@ -222,9 +241,10 @@ for _, queue in ipairs(redis.call('SMEMBERS', QUEUES)) do
 end
 return out
 """
+)
 
 _LUA_AGENT = r"""
-local AGENTS = KEYS[1]
+local AGENTS, READY = KEYS[1], KEYS[2]
 
 local function total_load(agent)
   local total = 0
@@ -233,10 +253,25 @@ local function total_load(agent)
   end
   return total
 end
+
+-- Keep READY (available agents with room for one more contact of some kind) in step.
+local function update_ready(id, agent)
+  if agent.status == 'available' then
+    for class, cap in pairs(agent.capacity) do
+      if tonumber(cap) - tonumber(agent.load[class] or 0) > 0 then
+        redis.call('SADD', READY, id)
+        return
+      end
+    end
+  end
+  redis.call('SREM', READY, id)
+end
 """
 
 # ARGV: agent_id, channel class
-_RESERVE = _LUA_AGENT + r"""
+_RESERVE = (
+    _LUA_AGENT
+    + r"""
 local raw = redis.call('HGET', AGENTS, ARGV[1])
 if not raw then
   return 0
@@ -249,11 +284,15 @@ if agent.status ~= 'available' or tonumber(agent.capacity[class] or 0) - held <=
 end
 agent.load[class] = held + 1
 redis.call('HSET', AGENTS, ARGV[1], cjson.encode(agent))
+update_ready(ARGV[1], agent)
 return 1
 """
+)
 
 # ARGV: agent_id, channel class, now
-_RELEASE = _LUA_AGENT + r"""
+_RELEASE = (
+    _LUA_AGENT
+    + r"""
 local raw = redis.call('HGET', AGENTS, ARGV[1])
 if not raw then
   return 0
@@ -269,13 +308,17 @@ if total_load(agent) <= 0 then
   agent.idle_since = ARGV[3]
 end
 redis.call('HSET', AGENTS, ARGV[1], cjson.encode(agent))
+update_ready(ARGV[1], agent)
 return 1
 """
+)
 
 # ARGV: agent_id, status, now
 # idle_since restarts also when the agent was available already: the database restarts
 # status_since on every status change and a rebuild takes idle_since from it.
-_SET_STATUS = _LUA_AGENT + r"""
+_SET_STATUS = (
+    _LUA_AGENT
+    + r"""
 local raw = redis.call('HGET', AGENTS, ARGV[1])
 if not raw then
   return false
@@ -287,8 +330,10 @@ if agent.status == 'available' and total_load(agent) <= 0 then
 end
 raw = cjson.encode(agent)
 redis.call('HSET', AGENTS, ARGV[1], raw)
+update_ready(ARGV[1], agent)
 return raw
 """
+)
 
 
 def _float_key(value: float) -> str:
@@ -390,6 +435,7 @@ class RedisQueueBackend(QueueBackend):
             f"{self._p}:queues",
         ]
         self._agents_key = f"{self._p}:agents"
+        self._ready_key = f"{self._p}:ready"
         self._built_key = f"{self._p}:built"
         script = self._client.register_script
         self._enqueue = script(_ENQUEUE)
@@ -438,9 +484,7 @@ class RedisQueueBackend(QueueBackend):
         )
         return _decode_item(raw) if raw else None
 
-    async def rescore(
-        self, contact_id: int, requirements: frozenset[str], score: float
-    ) -> bool:
+    async def rescore(self, contact_id: int, requirements: frozenset[str], score: float) -> bool:
         moved = await self._rescore(
             keys=self._waiting_keys,
             args=[self._p, str(contact_id), _joined(requirements), repr(score)],
@@ -471,10 +515,29 @@ class RedisQueueBackend(QueueBackend):
     # --- agent presence -----------------------------------------------------------------------
 
     async def put_agent(self, presence: AgentPresence) -> None:
-        await self._client.hset(self._agents_key, str(presence.agent_id), _encode_agent(presence))
+        ready = presence.status == "available" and any(
+            presence.spare(c) > 0 for c in presence.capacity
+        )
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(self._agents_key, str(presence.agent_id), _encode_agent(presence))
+            if ready:
+                pipe.sadd(self._ready_key, str(presence.agent_id))
+            else:
+                pipe.srem(self._ready_key, str(presence.agent_id))
+            await pipe.execute()
 
     async def remove_agent(self, agent_id: int) -> None:
-        await self._client.hdel(self._agents_key, str(agent_id))
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._agents_key, str(agent_id))
+            pipe.srem(self._ready_key, str(agent_id))
+            await pipe.execute()
+
+    async def ready_agents(self) -> list[AgentPresence]:
+        ids = await self._client.smembers(self._ready_key)
+        if not ids:
+            return []  # the usual case when contacts wait: no agent data is read at all
+        raws = await self._client.hmget(self._agents_key, list(ids))
+        return [_decode_agent(raw) for raw in raws if raw]
 
     async def get_agent(self, agent_id: int) -> AgentPresence | None:
         raw = await self._client.hget(self._agents_key, str(agent_id))
@@ -485,17 +548,20 @@ class RedisQueueBackend(QueueBackend):
 
     async def set_status(self, agent_id: int, status: str, now: float) -> AgentPresence | None:
         raw = await self._set_status(
-            keys=[self._agents_key], args=[str(agent_id), status, repr(now)]
+            keys=[self._agents_key, self._ready_key], args=[str(agent_id), status, repr(now)]
         )
         return _decode_agent(raw) if raw else None
 
     async def reserve(self, agent_id: int, channel_class: str) -> bool:
-        done = await self._reserve(keys=[self._agents_key], args=[str(agent_id), channel_class])
+        done = await self._reserve(
+            keys=[self._agents_key, self._ready_key], args=[str(agent_id), channel_class]
+        )
         return bool(done)
 
     async def release(self, agent_id: int, channel_class: str, now: float) -> None:
         await self._release(
-            keys=[self._agents_key], args=[str(agent_id), channel_class, repr(now)]
+            keys=[self._agents_key, self._ready_key],
+            args=[str(agent_id), channel_class, repr(now)],
         )
 
     # --- lifecycle ----------------------------------------------------------------------------

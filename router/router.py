@@ -173,7 +173,7 @@ class Router:
             return None
         candidates = [
             agent
-            for agent in await self.backend.agents()
+            for agent in await self.backend.ready_agents()
             if agent.can_take(item.channel_class) and agent.serves(item.requirements)
         ]
         if not candidates:

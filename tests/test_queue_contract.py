@@ -312,6 +312,32 @@ async def test_agent_presence_put_get_remove(harness: Harness) -> None:
     assert await b.agents() == [two]
 
 
+async def test_ready_agents_follow_status_and_load(harness: Harness) -> None:
+    b = harness.backend
+
+    async def ready() -> list[int]:
+        return sorted(a.agent_id for a in await b.ready_agents())
+
+    await b.put_agent(agent(1, capacity={"phone": 1}))
+    await b.put_agent(agent(2, capacity={"phone": 1, "chat": 1}))
+    await b.put_agent(agent(3, status="away"))
+    assert await ready() == [1, 2]
+    assert await b.reserve(1, "phone")
+    assert await ready() == [2]  # full
+    assert await b.reserve(2, "phone")
+    assert await ready() == [2]  # still room for a chat
+    await b.release(1, "phone", T0 + 5)
+    await b.set_status(3, "available", T0 + 6)
+    assert await ready() == [1, 2, 3]
+    await b.set_status(2, "busy", T0 + 7)
+    await b.remove_agent(3)
+    assert await ready() == [1]
+    await b.put_agent(agent(1, capacity={"phone": 1}, load={"phone": 1}))
+    assert await ready() == []
+    peer = await harness.open_peer()
+    assert await peer.ready_agents() == []
+
+
 async def test_reserve_respects_capacity_and_status(harness: Harness) -> None:
     b = harness.backend
     await b.put_agent(agent(1, capacity={"phone": 2, "chat": 0}))
