@@ -42,6 +42,22 @@ class TransitionError(ValueError):
     """A status change the lifecycle does not allow (e.g. replying to a closed contact)."""
 
 
+CLAIM = (
+    sa.update(intake_writer.CONTACT)
+    .where(
+        intake_writer.CONTACT.c.id == sa.bindparam("b_id"),
+        intake_writer.CONTACT.c.status == Status.queued.value,
+    )
+    .values(
+        status=Status.assigned.value,
+        assigned_agent_id=sa.bindparam("b_agent"),
+        assigned_at=sa.bindparam("b_now"),
+        taken_at=sa.bindparam("b_taken"),
+    )
+    .returning(*intake_writer.CONTACT.c)
+)
+INSERT_EVENT = intake_writer.INSERT_EVENT
+
 Written = TypeVar("Written", IntakeResult, IntakeResult | BaseException)
 
 
@@ -280,34 +296,39 @@ class ContactStore:
     async def assign_if_queued(
         self, contact_id: int, agent_id: int, now: datetime, reason: str, taken: bool = False
     ) -> Contact | None:
-        """The authoritative claim: succeeds for exactly one caller, in any process."""
+        """The authoritative claim: succeeds for exactly one caller, in any process. Two
+        statements (a conditional UPDATE ... RETURNING and the event), one commit."""
         async with self.sessions() as session, session.begin():
-            result = await session.execute(
-                sa.update(Contact)
-                .where(col(Contact.id) == contact_id)
-                .where(col(Contact.status) == Status.queued)
-                .values(
-                    status=Status.assigned,
-                    assigned_agent_id=agent_id,
-                    assigned_at=now,
-                    taken_at=now if taken else None,
+            connection = await session.connection()
+            row = (
+                await connection.execute(
+                    CLAIM,
+                    {
+                        "b_id": contact_id,
+                        "b_agent": agent_id,
+                        "b_now": now,
+                        "b_taken": now if taken else None,
+                    },
                 )
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            ).first()
+            if row is None:
                 return None
-            session.add(
-                ContactEvent(
-                    contact_id=contact_id,
-                    at=now,
-                    type="status",
-                    from_status=Status.queued,
-                    to_status=Status.assigned,
-                    actor="system:router",
-                    reason=reason,
-                    data={"agent_id": agent_id},
-                )
+            await connection.execute(
+                INSERT_EVENT,
+                [
+                    {
+                        "contact_id": contact_id,
+                        "at": now,
+                        "type": "status",
+                        "from_status": Status.queued.value,
+                        "to_status": Status.assigned.value,
+                        "actor": "system:router",
+                        "reason": reason,
+                        "data": {"agent_id": agent_id},
+                    }
+                ],
             )
-            return await session.get(Contact, contact_id)
+            return Contact(**row._asdict())
 
     async def mark_taken(self, contact_id: int, agent_id: int, now: datetime) -> None:
         async with self.sessions() as session, session.begin():
