@@ -14,7 +14,7 @@ from contacts.attachments import AttachmentStore
 from contacts.inbound import InboundMessage
 from contacts.intake_writer import IntakeResult
 from contacts.models import Status
-from contacts.store import ContactStore
+from contacts.store import ContactStore, TransitionError
 from kcc.clock import Clock
 from kcc.metrics import Metrics
 from router.router import Router
@@ -75,14 +75,30 @@ class Intake:
         agent_id = contact.assigned_agent_id
         channel_class = self.router.planner.channel_class(contact.channel)
         if agent_id is not None and await self.router.backend.reserve(agent_id, channel_class):
-            resumed = await self.store.change(
-                contact.id or 0,
-                Status.assigned,
-                "system:router",
-                self.clock.now(),
-                reason="inwoner reageerde: terug naar dezelfde medewerker",
-                taken_at=None,
-            )
+            try:
+                resumed = await self.store.change(
+                    contact.id or 0,
+                    Status.assigned,
+                    "system:router",
+                    self.clock.now(),
+                    reason="inwoner reageerde: terug naar dezelfde medewerker",
+                    expect_status=Status.waiting_on_resident,
+                    taken_at=None,
+                )
+            except TransitionError:
+                # Another message of the resident resumed it a moment ago: give the slot back.
+                await self.router.backend.release(
+                    agent_id, channel_class, self.clock.now().timestamp()
+                )
+                return
             self.router.announce(resumed, agent_id)
         else:
-            await self.router.requeue(contact, "system:router", "inwoner reageerde")
+            try:
+                await self.router.requeue(
+                    contact,
+                    "system:router",
+                    "inwoner reageerde",
+                    expect_status=Status.waiting_on_resident,
+                )
+            except TransitionError:
+                return  # already back in work through a concurrent message

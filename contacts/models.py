@@ -96,7 +96,10 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
         {Status.assigned, Status.queued, Status.answered, Status.closed}
     ),
     Status.transferred: frozenset({Status.queued}),
-    Status.answered: frozenset({Status.assigned, Status.queued, Status.closed}),
+    # Answered, then waiting: the reply asked the resident something.
+    Status.answered: frozenset(
+        {Status.assigned, Status.queued, Status.waiting_on_resident, Status.closed}
+    ),
     Status.closed: frozenset(),
 }
 

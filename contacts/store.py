@@ -350,12 +350,14 @@ class ContactStore:
         event_type: str = "status",
         data: dict[str, Any] | None = None,
         expect_agent: int | None = None,
+        expect_status: Status | None = None,
         **fields: Any,
     ) -> Contact:
         """Move a contact along its lifecycle, with the given field updates, in one transaction.
 
         `expect_agent`: refuse unless the contact is assigned to this agent (an agent acts only on
-        their own contacts)."""
+        their own contacts). `expect_status`: refuse unless the contact is (still) in this status,
+        so of two concurrent callers only one makes the move."""
         async with self.sessions() as session, session.begin():
             contact = (
                 await session.execute(
@@ -366,6 +368,8 @@ class ContactStore:
                 raise TransitionError("contact not found")
             if expect_agent is not None and contact.assigned_agent_id != expect_agent:
                 raise TransitionError("this contact is not assigned to you")
+            if expect_status is not None and contact.status != expect_status:
+                raise TransitionError(f"the contact is no longer {expect_status}")
             self._transition(session, contact, to_status, actor, now, reason, event_type, data)
             for name, value in fields.items():
                 setattr(contact, name, value)

@@ -118,6 +118,10 @@ class Services:
 
     async def close(self) -> None:
         if self.scheduler is not None:
+            # No new sweeps, and a running one finishes: shutting down under it would cancel it
+            # half-way.
+            self.scheduler.pause()
+            await self.router.wait_for_sweep()
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
         await self.router.stop()

@@ -69,6 +69,7 @@ class Router:
         # cross, or the agent hears "nothing for you" while a contact is on its way to them.
         self._agent_locks: dict[int, asyncio.Lock] = {}
         self._last_reconcile: datetime | None = None
+        self._sweeping = asyncio.Lock()
         self._index_short = False
 
     def _lock(self, agent_id: int) -> asyncio.Lock:
@@ -269,7 +270,7 @@ class Router:
         await self.store.set_agent_status(agent.id, status, now)
         agent.status = status
         agent.status_since = now
-        if status in (AgentStatus.away, AgentStatus.offline):
+        if status in (AgentStatus.away, AgentStatus.busy, AgentStatus.offline):
             # Offers not yet taken must not wait on an empty desk.
             async with self._lock(agent.id):
                 for offered in await self.store.offered_to(agent.id):
@@ -357,7 +358,9 @@ class Router:
         await self.enqueue(moved)
         return moved
 
-    async def requeue(self, contact: Contact, actor: str, reason: str) -> Contact:
+    async def requeue(
+        self, contact: Contact, actor: str, reason: str, expect_status: Status | None = None
+    ) -> Contact:
         """Back to the queue (agent signs off with open work, resident's answer came in)."""
         holder = contact.assigned_agent_id
         moved = await self.store.change(
@@ -366,6 +369,7 @@ class Router:
             actor,
             self.clock.now(),
             reason=reason,
+            expect_status=expect_status,
             assigned_agent_id=None,
             assigned_at=None,
             taken_at=None,
@@ -379,6 +383,15 @@ class Router:
 
     async def sweep(self) -> None:
         """Periodic: rebuild if the index was lost, escalate, raise priorities, match leftovers."""
+        async with self._sweeping:
+            await self._sweep()
+
+    async def wait_for_sweep(self) -> None:
+        """Return once no sweep is running (a clean stop lets it finish instead of cutting it)."""
+        async with self._sweeping:
+            pass
+
+    async def _sweep(self) -> None:
         if not await self.backend.is_built():
             log.warning("queue index missing (crash or flush): rebuilding from the database")
             await self.rebuild()

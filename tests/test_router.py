@@ -342,3 +342,48 @@ async def test_offers_go_back_to_the_queue_when_the_agent_goes_away(services: Se
     holders = sorted(str(s.assigned_agent_id) for s in states.values() if s is not None)
     # The one Jan took stays with Jan; the one only offered to him went on to Kees.
     assert holders == sorted([str(jan.id), str(kees.id)])
+
+
+async def test_two_answers_at_once_resume_a_waiting_contact_once(services: Services) -> None:
+    lies = await agent(services, "Lies", {"afval": 1, "nl": 1, "chat": 1}, capacity={"chat": 3})
+    placed = await contact(
+        services, "Mijn container is niet geleegd.", channel="whatsapp", phone="+31612340007"
+    )
+    await services.store.change(
+        placed.id or 0,
+        Status.waiting_on_resident,
+        f"agent:{lies.id}",
+        services.clock.now(),
+        reason="welk adres?",
+    )
+    await services.router.release(placed, lies.id or 0)
+    await services.router.idle()
+    await asyncio.gather(
+        *(
+            services.intake.receive(
+                InboundMessage(
+                    channel="whatsapp",
+                    channel_message_id=f"answer-{n}",
+                    text=f"Vismarkt {n}",
+                    sender=ResidentIdentity(phone="+31612340007"),
+                )
+            )
+            for n in range(2)
+        )
+    )
+    events = [
+        e for e in await services.store.events(placed.id or 0) if e.to_status == Status.assigned
+    ]
+    assert len(events) == 2  # the first assignment and one resume, not two
+    presence = await services.backend.get_agent(lies.id or 0)
+    assert presence is not None and presence.load == {"chat": 1}
+    await services.store.change(
+        placed.id or 0,
+        Status.closed,
+        f"agent:{lies.id}",
+        services.clock.now(),
+        outcome="beantwoord",
+    )
+    await services.router.release(placed, lies.id or 0)
+    presence = await services.backend.get_agent(lies.id or 0)
+    assert presence is not None and presence.load.get("chat", 0) == 0

@@ -50,6 +50,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error(422, str(exc))
     except TransitionError as exc:
         return error(409, str(exc))
+    except ConnectionResetError:
+        # The client went away while sending: nothing was stored, nobody is left to answer.
+        log.info("client disconnected during %s %s", request.method, request.path)
+        return error(400, "the request was not received completely")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error(500, "internal error; it has been logged")
