@@ -267,13 +267,6 @@ class ContactStore:
             )
             return list(rows.scalars())
 
-    async def last_agent_of_conversation(self, conversation_id: int | None) -> int | None:
-        if conversation_id is None:
-            return None
-        async with self.readers() as session:
-            conversation = await session.get(Conversation, conversation_id)
-            return conversation.last_agent_id if conversation else None
-
     async def last_agent_of_contact_conversation(self, contact_id: int) -> int | None:
         """Who handled this contact's conversation before (for sticky routing), in one query."""
         async with self.readers() as session:
