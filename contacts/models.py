@@ -9,6 +9,7 @@ Tables (SQLModel on SQLAlchemy 2):
 - `Message`: each inbound or outbound message of a contact (the first one and follow-ups).
 - `Attachment`: metadata of a file stored outside the database.
 - `ContactEvent`: the append-only history of a contact (who, when, why).
+- `QuarantinedInput`: channel input that could not become a contact, kept with its reason.
 - `Agent`: a person or integration working with the API.
 - `ReferenceCounter`: the per-year sequence behind human references (KCC-2026-000123).
 
@@ -216,9 +217,15 @@ class Message(SQLModel, table=True):
     at: datetime = Field(sa_type=UtcDateTime)
     agent_id: int | None = Field(default=None, foreign_key="agent.id")
     body: str = Field(default="", sa_type=sa.Text())
-    # Outbound: queued -> sent -> delivered/read, or failed; inbound: received.
-    delivery_status: str = Field(default="received", max_length=16)
+    # Outbound: queued -> sending -> sent -> delivered/read, or failed; inbound: received.
+    delivery_status: str = Field(default="received", max_length=16, index=True)
     delivery_detail: str | None = Field(default=None, max_length=500)
+    # Outbound: why we send it (reply, acknowledgement, extension, ...) and the values a
+    # channel's template needs (a WhatsApp template outside the 24-hour window).
+    purpose: str = Field(default="reply", max_length=32)
+    variables: dict[str, str] = Field(default_factory=dict, sa_type=_json())
+    # When a process last started handing it to its channel; a stale one is tried again.
+    attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class Attachment(SQLModel, table=True):
@@ -245,6 +252,28 @@ class ContactEvent(SQLModel, table=True):
     actor: str = Field(max_length=64)  # "agent:12", "system:router", "channel:webform"
     reason: str | None = Field(default=None, max_length=500)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=_json())
+
+
+class QuarantinedInput(SQLModel, table=True):
+    """Input a channel received but could not turn into a contact (broken MIME, an unreadable
+    scan...): kept with its reason for a team lead, never silently dropped."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (sa.UniqueConstraint("channel", "provider_id", name="uq_quarantine_provider"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    at: datetime = Field(sa_type=UtcDateTime, index=True)
+    reason: str = Field(max_length=500)
+    # The provider's id where there is one, so a provider's retry is quarantined once.
+    provider_id: str | None = Field(default=None, max_length=200)
+    content_type: str = Field(default="application/octet-stream", max_length=127)
+    size: int = Field(default=0)
+    # The raw input in the attachment store (content-addressed); None when nothing was kept.
+    storage_key: str | None = Field(default=None, max_length=300)
+    resolved_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    resolved_by: str | None = Field(default=None, max_length=64)
+    resolution: str | None = Field(default=None, max_length=500)
 
 
 class Agent(SQLModel, table=True):

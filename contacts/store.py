@@ -410,7 +410,11 @@ class ContactStore:
         body: str,
         now: datetime,
         channel_message_id: str,
+        purpose: str = "reply",
+        variables: dict[str, str] | None = None,
     ) -> Message:
+        """Durable before anything is sent; `sending` with an attempt time, so a process that
+        dies while sending leaves a message the retry finds (stale) instead of losing it."""
         async with self.sessions() as session, session.begin():
             message = Message(
                 contact_id=contact_id,
@@ -420,7 +424,10 @@ class ContactStore:
                 at=now,
                 agent_id=agent_id,
                 body=body,
-                delivery_status="queued",
+                delivery_status="sending",
+                purpose=purpose,
+                variables=variables or {},
+                attempt_at=now,
             )
             session.add(message)
             await session.flush()
@@ -440,6 +447,72 @@ class ContactStore:
             await session.execute(
                 sa.update(Message).where(col(Message.id) == message_id).values(**values)
             )
+
+    async def set_delivery_by_provider_id(
+        self, channel: str, provider_id: str, status: str, detail: str | None = None
+    ) -> Message | None:
+        """A provider's status callback (sent, delivered, read, failed) on one of our messages."""
+        async with self.sessions() as session, session.begin():
+            row = await session.execute(
+                sa.update(Message)
+                .where(
+                    col(Message.channel) == channel,
+                    col(Message.channel_message_id) == provider_id,
+                    col(Message.direction) == Direction.outbound,
+                )
+                .values(delivery_status=status, delivery_detail=detail)
+                .returning(*Message.__table__.c)  # type: ignore[attr-defined]
+            )
+            found = row.first()
+            return Message.model_validate(dict(found._mapping)) if found else None
+
+    async def claim_unsent(
+        self, now: datetime, stale_before: datetime, limit: int = 100
+    ) -> list[Message]:
+        """Outbound messages to hand to their channel again: queued ones, and `sending` ones
+        whose process died. Each is claimed with a conditional update, so of several processes
+        only one sends it."""
+        async with self.readers() as session:
+            candidates = (
+                (
+                    await session.execute(
+                        select(Message)
+                        .where(
+                            col(Message.direction) == Direction.outbound,
+                            sa.or_(
+                                col(Message.delivery_status) == "queued",
+                                sa.and_(
+                                    col(Message.delivery_status) == "sending",
+                                    col(Message.attempt_at) < stale_before,
+                                ),
+                            ),
+                        )
+                        .order_by(col(Message.id))
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        claimed = []
+        for message in candidates:
+            async with self.sessions() as session, session.begin():
+                result = await session.execute(
+                    sa.update(Message)
+                    .where(
+                        col(Message.id) == message.id,
+                        col(Message.delivery_status) == message.delivery_status,
+                        sa.or_(
+                            col(Message.attempt_at).is_(None),
+                            col(Message.attempt_at) == message.attempt_at,
+                        ),
+                    )
+                    .values(delivery_status="sending", attempt_at=now)
+                )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                message.delivery_status, message.attempt_at = "sending", now
+                claimed.append(message)
+        return claimed
 
     async def add_event(
         self,

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import sqlalchemy as sa
 from aiohttp import web
 
-from adapters.webform import handlers as webform
-from kcc.api import agents, contacts, queues
+from adapters.registry import build_adapters
+from kcc.api import agents, contacts, quarantine, queues
 from kcc.api.errors import error_middleware
 from kcc.api.openapi import serve as openapi
 from kcc.services import Services
@@ -41,16 +41,26 @@ def create_app(services: Services, start: bool = True, sweep: bool = True) -> we
         middlewares=[error_middleware], client_max_size=services.settings.max_request_bytes
     )
     app[SERVICES] = services
+    channels = build_adapters(services)
     if start:
 
         async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
             await services.start(sweep=sweep)
-            yield
-            await services.close()
+            started = []
+            try:
+                for channel in channels:
+                    started.append(channel)
+                    await channel.start()
+                yield
+            finally:
+                for channel in reversed(started):
+                    await channel.stop()
+                await services.close()
 
         app.cleanup_ctx.append(lifecycle)
 
-    webform.add_routes(app)
+    for channel in channels:
+        channel.add_routes(app)
     app.router.add_post("/api/contacts", contacts.ingest)
     app.router.add_get("/api/contacts/{reference}", contacts.get_contact)
     app.router.add_post("/api/contacts/{reference}/reply", contacts.reply)
@@ -58,6 +68,7 @@ def create_app(services: Services, start: bool = True, sweep: bool = True) -> we
     app.router.add_post("/api/contacts/{reference}/wait", contacts.wait_on_resident)
     app.router.add_post("/api/contacts/{reference}/close", contacts.close)
     app.router.add_get("/api/queues", queues.list_queues)
+    quarantine.add_routes(app)
     app.router.add_get("/api/agents/me", agents.me)
     app.router.add_post("/api/agents/me/status", agents.set_status)
     app.router.add_post("/api/agents/me/next", agents.next_contact)

@@ -19,6 +19,7 @@ from contacts.database import (
     read_session_factory,
     session_factory,
 )
+from contacts.quarantine import Quarantine
 from contacts.schema import upgrade
 from contacts.store import ContactStore
 from kcc.clock import Clock, SystemClock
@@ -56,6 +57,7 @@ class Services:
     intake: Intake
     outbox: Outbox
     attachments: AttachmentStore
+    quarantine: Quarantine
     metrics: Metrics
     scheduler: AsyncIOScheduler | None = field(default=None)
 
@@ -98,6 +100,7 @@ class Services:
             intake=intake,
             outbox=Outbox(store, clock),
             attachments=attachments,
+            quarantine=Quarantine(session_factory(engine), attachments),
             metrics=metrics,
         )
 
@@ -110,6 +113,15 @@ class Services:
                 "interval",
                 seconds=self.config.sweep_seconds,
                 id="router-sweep",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=30,
+            )
+            self.scheduler.add_job(
+                self.outbox.retry_unsent,
+                "interval",
+                seconds=self.config.sweep_seconds,
+                id="outbox-retry",
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=30,

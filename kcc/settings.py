@@ -9,6 +9,7 @@ from pathlib import Path
 from contacts.database import sqlite_url
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config"
+SECRET_PREFIXES = ("TWILIO_", "TELEGRAM_", "KCC_")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,14 @@ class Settings:
     max_request_bytes: int = 1024 * 1024
     max_attachment_bytes: int = 20 * 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
+    # Channel credentials under the providers' usual names (TWILIO_*, TELEGRAM_*, KCC_IMAP_*,
+    # KCC_SMTP_*...). Read from the environment only, never from files in the repo; tests pass
+    # their own.
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    def secret(self, name: str) -> str:
+        """A credential, or "" when it is not configured."""
+        return self.secrets.get(name, "").strip()
 
     @property
     def effective_database_url(self) -> str:
@@ -39,6 +48,9 @@ class Settings:
             "host": env.get("KCC_HOST", "127.0.0.1"),
             "port": int(env.get("KCC_PORT", "8080")),
             "public_url": env.get("KCC_PUBLIC_URL", ""),
+        }
+        values["secrets"] = {
+            key: value for key, value in env.items() if key.startswith(SECRET_PREFIXES)
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

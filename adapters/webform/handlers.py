@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from adapters.channel import ChannelAdapter
 from contacts.inbound import InboundError, InboundMessage, ResidentIdentity
 from kcc.api.errors import validation_details
 from kcc.api.schemas import WebformPost
@@ -159,6 +160,12 @@ async def submit(request: web.Request) -> web.Response:
     return web.json_response({"reference": result.contact.reference}, status=status)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/channels/webform", show_form)
-    app.router.add_post("/channels/webform", submit)
+class WebformAdapter(ChannelAdapter):
+    """Inbound only: replies to a web form go out by e-mail or phone (the contact's reply
+    channel)."""
+
+    channel = "webform"
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/channels/webform", show_form)
+        app.router.add_post("/channels/webform", submit)

@@ -1,0 +1,13 @@
+"""The channels this service runs. One line per channel: a newcomer sees them all here."""
+
+from __future__ import annotations
+
+from adapters.channel import ChannelAdapter
+from adapters.webform.handlers import WebformAdapter
+from kcc.services import Services
+
+
+def build_adapters(services: Services) -> list[ChannelAdapter]:
+    return [
+        WebformAdapter(services),
+    ]
