@@ -15,6 +15,7 @@ $(BIN)/kcc: pyproject.toml
 	touch $(BIN)/kcc
 
 setup: $(BIN)/kcc
+	@bash scripts/install-system-packages.sh
 
 demo: setup
 	$(BIN)/kcc demo
