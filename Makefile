@@ -14,7 +14,12 @@ $(BIN)/kcc: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(BIN)/kcc
 
-setup: $(BIN)/kcc
+# axe-core (npm) for the browser tests' accessibility check; nothing of it is served.
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+setup: $(BIN)/kcc node_modules/axe-core/axe.min.js
 	@bash scripts/install-system-packages.sh
 
 demo: setup
@@ -37,4 +42,4 @@ evaluate: setup
 	$(BIN)/python scripts/evaluate_routing.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) node_modules data .pytest_cache .mypy_cache .ruff_cache *.egg-info
