@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,20 @@ class DeskConfig:
     service_level_seconds: int = 30
     service_level_window_minutes: int = 15
     service_level_channels: tuple[str, ...] = ("phone", "counter", "whatsapp", "telegram")
+    timezone: str = "Europe/Amsterdam"
     norms: tuple[Norm, ...] = ()
     partners: tuple[Partner, ...] = field(default_factory=tuple)
+
+    def zone(self) -> tzinfo:
+        try:
+            return ZoneInfo(self.timezone)
+        except ZoneInfoNotFoundError:
+            return UTC
+
+    def day_start(self, now: datetime) -> datetime:
+        """Midnight of the municipality's day that `now` falls in."""
+        local = now.astimezone(self.zone())
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
     def partner(self, slug: str) -> Partner | None:
         return next((p for p in self.partners if p.slug == slug), None)
@@ -81,6 +95,7 @@ def load(config_dir: Path) -> DeskConfig:
         service_level_channels=tuple(
             dashboard.get("service_level_channels", defaults.service_level_channels)
         ),
+        timezone=str(dashboard.get("timezone", defaults.timezone)),
         norms=tuple(
             Norm(
                 channel=str(n["channel"]),

@@ -221,6 +221,7 @@ def page_config(services: Services) -> dict[str, Any]:
             for n in config.norms
         ],
         "sample_seconds": config.sample_seconds,
+        "today": config.day_start(services.clock.now()).date().isoformat(),
     }
 
 
@@ -339,10 +340,14 @@ async def dashboard_series(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     agent = await authenticate(request, services)
     require_role(agent, LEAD_ROLES)
-    now = services.clock.now()
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    dashboard = request.app[DASHBOARD]
+    day = dashboard.config.day_start(services.clock.now())
     return web.json_response(
-        {"date": day.date().isoformat(), "samples": await request.app[DASHBOARD].series(day)}
+        {
+            "date": day.date().isoformat(),
+            "day_start": day.isoformat(),
+            "samples": await dashboard.series(day),
+        }
     )
 
 

@@ -360,3 +360,18 @@ def request_app_dashboard(client: Client):  # type: ignore[no-untyped-def]
     from desk.routes import DASHBOARD
 
     return client.server.app[DASHBOARD]  # type: ignore[union-attr]
+
+
+async def test_grafana_dashboard_uses_only_series_that_metrics_serves(tmp_path: Path) -> None:
+    import json
+
+    dashboard = json.loads(
+        (Path(__file__).resolve().parent.parent / "config/grafana/kcc-dashboard.json").read_text()
+    )
+    expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = set(re.findall(r"\bkcc_[a-z_]+", " ".join(expressions)))
+    assert len(names) >= 8
+    async with running_service(tmp_path) as (_, client):
+        served = await (await client.get("/metrics")).text()
+    for name in names:
+        assert name in served, name

@@ -73,7 +73,7 @@
   function percent(value) { return value === null || value === undefined ? "—" : Math.round(value * 1000) / 10 + "%"; }
 
   async function loadNorms() {
-    const today = new Date().toISOString().slice(0, 10);
+    const today = cfg.today || new Date().toISOString().slice(0, 10);
     const result = await api("GET", "/api/reports/norms?from=" + today + "&to=" + today);
     const body = $("norms").tBodies[0];
     clear(body);
@@ -104,7 +104,7 @@
     if (!result.ok) { box.append(el("p", { className: "status-line error" }, errorText(result))); return; }
     const samples = result.data.samples;
     const width = 900, height = 260, left = 50, right = 50, top = 15, bottom = 30;
-    const day = Date.parse(result.data.date + "T00:00:00Z");
+    const day = Date.parse(result.data.day_start);
     const x = (iso) => left + ((Date.parse(iso) - day) / 86400000) * (width - left - right);
     const maxWaiting = Math.max(5, ...samples.map((s) => s.waiting));
     const yWaiting = (v) => top + (1 - v / maxWaiting) * (height - top - bottom);
@@ -129,6 +129,11 @@
       chart.append(svg("polyline", { class: "waiting", points: samples.map((s) => x(s.at).toFixed(1) + "," + yWaiting(s.waiting).toFixed(1)).join(" ") }));
       const service = samples.filter((s) => s.service_level !== null);
       if (service.length) chart.append(svg("polyline", { class: "service", points: service.map((s) => x(s.at).toFixed(1) + "," + yService(s.service_level).toFixed(1)).join(" ") }));
+      // Points too, so a day that has just begun shows its first samples.
+      for (const s of samples.slice(-120)) {
+        chart.append(svg("circle", { cx: x(s.at).toFixed(1), cy: yWaiting(s.waiting).toFixed(1), r: 3, class: "waiting-point" }));
+        if (s.service_level !== null) chart.append(svg("circle", { cx: x(s.at).toFixed(1), cy: yService(s.service_level).toFixed(1), r: 3, class: "service-point" }));
+      }
     }
     box.append(chart);
   }
