@@ -177,13 +177,14 @@ async def signin(request: web.Request) -> web.Response:
 
 async def signout(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    agent = await authenticate(request, services)  # a cookie session checks the CSRF token
     current = await signed_in(request, services)
     if current is not None:
+        agent = await authenticate(request, services)  # checks the CSRF token
         await desk_store(services).end_session(current.session_id)
         if agent.id is not None:
+            # Signing out of the desk also stops offers: nothing waits on an empty chair.
             await services.router.set_agent_status(agent, AgentStatus.offline)
-    log.info("agent %s signed out", agent.id)
+        log.info("agent %s signed out", agent.id)
     response = web.HTTPSeeOther("/signin")
     for name in cookie_names(request, services):
         response.del_cookie(name, path="/")

@@ -365,9 +365,7 @@ def request_app_dashboard(client: Client):  # type: ignore[no-untyped-def]
 async def test_grafana_dashboard_uses_only_series_that_metrics_serves(tmp_path: Path) -> None:
     import json
 
-    dashboard = json.loads(
-        (Path(__file__).resolve().parent.parent / "config/grafana/kcc-dashboard.json").read_text()
-    )
+    dashboard = json.loads(read_repo_file("config/grafana/kcc-dashboard.json"))
     expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     names = set(re.findall(r"\bkcc_[a-z_]+", " ".join(expressions)))
     assert len(names) >= 8
@@ -375,3 +373,37 @@ async def test_grafana_dashboard_uses_only_series_that_metrics_serves(tmp_path: 
         served = await (await client.get("/metrics")).text()
     for name in names:
         assert name in served, name
+
+
+def read_repo_file(name: str) -> str:
+    return (Path(__file__).resolve().parent.parent / name).read_text(encoding="utf-8")
+
+
+def test_passwords_are_set_from_standard_input_never_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from kcc.cli import main
+
+    data = ["--data-dir", str(tmp_path)]
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["agents", "add", "--name", "Anna", "--password", *data]) != 0
+    assert "at least 12" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["agents", "add", "--name", "Anna", "--password", *data]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
+    assert main(["agents", "set-password", "--name", "Anna", *data]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
+    assert main(["agents", "set-password", "--name", "Nobody", *data]) == 2
+
+    import sqlite3
+
+    from desk.passwords import verify
+
+    with sqlite3.connect(tmp_path / "kcc.sqlite3") as connection:
+        (stored,) = connection.execute(
+            "SELECT password_hash FROM agent WHERE name = 'Anna'"
+        ).fetchone()
+    assert stored.startswith("$argon2id$")
+    assert verify(stored, "another long password") and not verify(stored, PASSWORD)

@@ -174,6 +174,14 @@ def test_agent_takes_next_replies_and_closes_while_the_lead_watches_live(
     save_screenshot(lead, "dashboard.png")
     assert axe_findings(lead) == []
 
+    # The lead reassigns the e-mail still offered to Anna; it leaves her desk by itself.
+    lead.get_by_label("Referentie").fill(earlier["reference"])
+    lead.get_by_label("Naar wachtrij").select_option("algemeen")
+    lead.get_by_role("button", name="Herverdelen").click()
+    expect(lead.locator("#reassign-message")).to_contain_text("algemeen")
+    expect(lead.locator("#t-waiting")).to_have_text("1", timeout=5_000)
+    expect(agent.locator("#worklist .item")).to_have_count(0, timeout=10_000)
+
     # Every view of the resident was recorded, through the desk's session.
     lead_token = service.person("Audit Lead", "teamlead", None, PASSWORD)
     status, audit = service.api("GET", f"/api/audit?reference={today['reference']}", lead_token)

@@ -64,11 +64,33 @@
     source.addEventListener("signed_out", () => window.location.assign("/signin?next=/dashboard"));
   }
 
+  let slaPresent = true;
   async function loadSlaAtRisk() {
+    if (!slaPresent) return;
     const result = await api("GET", "/api/sla/at-risk");
     if (result.ok && result.data && Array.isArray(result.data.contacts)) slaAtRisk = result.data.contacts;
-    else slaAtRisk = null;  // not there (404): the deadlines on the contacts themselves are used
+    else slaAtRisk = null;  // not there: the deadlines on the contacts themselves are used
+    if (result.status === 404) slaPresent = false;
   }
+
+  async function reassign(event) {
+    event.preventDefault();
+    const reference = $("reassign-reference").value.trim().toUpperCase();
+    const queue = $("reassign-queue").value, skill = $("reassign-skill").value;
+    if (!reference || (!queue && !skill)) {
+      message($("reassign-message"), "Vul de referentie in en kies een wachtrij of vaardigheid.", true);
+      return;
+    }
+    const body = { note: $("reassign-note").value.trim() || null };
+    if (queue) body.queue = queue; else body.skill = skill;
+    const result = await api("POST", "/api/contacts/" + encodeURIComponent(reference) + "/transfer", body);
+    if (!result.ok) { message($("reassign-message"), errorText(result), true); return; }
+    message($("reassign-message"), reference + " staat nu in de wachtrij " + result.data.queue + ".");
+  }
+
+  for (const q of cfg.queues || []) $("reassign-queue").append(el("option", { value: q }, q));
+  for (const s of cfg.skills || []) $("reassign-skill").append(el("option", { value: s }, s));
+  $("reassign-form").addEventListener("submit", reassign);
 
   function percent(value) { return value === null || value === undefined ? "—" : Math.round(value * 1000) / 10 + "%"; }
 

@@ -417,6 +417,11 @@
     $("referral").addEventListener("click", referral);
     $("close").addEventListener("click", close);
     $("kb-form").addEventListener("submit", searchKennisbank);
+    $("open-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const reference = $("open-reference").value.trim().toUpperCase();
+      if (reference) openContact(reference);
+    });
     $("status").addEventListener("change", setStatus);
     $("save-capacity").addEventListener("click", saveCapacity);
     document.addEventListener("keydown", (event) => {
