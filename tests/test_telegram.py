@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -76,8 +77,9 @@ async def telegram_service(
     redis_url: str = "",
     secrets: dict[str, str] | None = None,
     config_dir: Path = REPO_CONFIG,
+    api_failures: int = 0,
 ) -> AsyncIterator[Harness]:
-    api = FakeBotApi()
+    api = FakeBotApi(failures=api_failures)
     await api.start()
     if secrets is None:
         secrets = {"TELEGRAM_BOT_TOKEN": api.token, "TELEGRAM_WEBHOOK_SECRET": SECRET}
@@ -197,6 +199,20 @@ async def test_webhook_answers_only_after_the_contact_is_durable(tmp_path: Path)
         status, body = await harness.post(update)  # Telegram's retry
         assert (status, body["outcome"]) == (200, "created")
         # Already durable when the 200 arrived, without waiting for anything.
+        assert await harness.count("contact") == 1
+
+
+async def test_bot_api_down_at_start_up_is_tried_again_on_the_first_update(
+    tmp_path: Path,
+) -> None:
+    async with telegram_service(tmp_path, api_failures=2) as harness:
+        api = harness.api
+        assert [c[0] for c in api.calls] == ["getMe"]  # failed: the service runs anyway
+        update = api.text_update(CHAT, QUESTION)
+        status, _ = await harness.post(update)
+        assert status == 503  # still down: Telegram delivers it again
+        status, body = await harness.post(update)
+        assert (status, body["outcome"]) == (200, "created")
         assert await harness.count("contact") == 1
 
 
@@ -484,3 +500,44 @@ async def test_sender_without_a_chat_fails_clearly(tmp_path: Path) -> None:
         )
         assert delivery.status == "failed"
         assert "geen Telegram-chat" in (delivery.detail or "")
+
+
+def test_kcc_telegram_commands_set_and_show_the_webhook(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kcc.cli import main
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    api = FakeBotApi()
+    try:
+        base = asyncio.run_coroutine_threadsafe(api.start(), loop).result(10)
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", api.token)
+        monkeypatch.setenv("TELEGRAM_API_BASE_URL", base)
+        monkeypatch.setenv("KCC_PUBLIC_URL", "https://kcc.groningen.example/")
+        monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", "bad secret!")
+        assert main(["telegram", "set-webhook"]) == 1
+        assert "TELEGRAM_WEBHOOK_SECRET" in capsys.readouterr().err
+        assert api.webhook_url == ""
+
+        monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
+        assert main(["telegram", "set-webhook"]) == 0
+        assert api.webhook_url == "https://kcc.groningen.example/channels/telegram"
+        assert api.webhook_secret == SECRET
+        [(_, params)] = [c for c in api.calls if c[0] == "setWebhook"]
+        assert params["allowed_updates"] == ["message", "edited_message"]
+        assert main(["telegram", "webhook-info"]) == 0
+        assert "url: https://kcc.groningen.example/channels/telegram" in capsys.readouterr().out
+        assert main(["telegram", "delete-webhook"]) == 0
+        assert api.webhook_url == ""
+
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "999:wrong")
+        assert main(["telegram", "webhook-info"]) == 1
+        error = capsys.readouterr().err
+        assert "InvalidToken" in error and "999:wrong" not in error
+    finally:
+        asyncio.run_coroutine_threadsafe(api.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

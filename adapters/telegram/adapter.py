@@ -191,7 +191,9 @@ class TelegramAdapter(ChannelAdapter):
         try:
             application = await self.ready()
         except TelegramError as error:
-            log.warning("telegram update %d not taken: Bot API down (%s)", update_id, error)
+            log.warning(
+                "telegram update %d not taken: Bot API down (%s)", update_id, type(error).__name__
+            )
             return _retry_later()
         try:
             update = Update.de_json(data, application.bot)
