@@ -166,6 +166,16 @@ async def test_the_same_flow_on_postgres_and_redis(
         assert await harness.count("contact") == 2
 
 
+async def test_sandbox_delivers_to_the_webhook_our_set_webhook_registered(tmp_path: Path) -> None:
+    from adapters.telegram.cli import set_webhook
+
+    async with telegram_service(tmp_path) as harness:
+        registered = await set_webhook(harness.services.settings, url=harness.webhook)
+        assert harness.api.webhook_url == registered == harness.webhook
+        status, body = await harness.api.deliver(harness.api.text_update(CHAT, QUESTION))
+        assert (status, body["outcome"]) == (200, "created")
+
+
 async def test_the_same_update_twice_is_stored_once(tmp_path: Path) -> None:
     async with telegram_service(tmp_path) as harness:
         update = harness.api.text_update(CHAT, QUESTION)
