@@ -266,19 +266,37 @@ async def test_photo_and_document_are_stored_as_attachments(tmp_path: Path) -> N
             api.document_update(CHAT, pdf, "brief.pdf", "application/pdf", caption="De brief")
         )
         assert (status, body["outcome"], body["reference"]) == (200, "follow_up", reference)
+        ogg = b"OggS spraakbericht"
+        stored_voice = api.add_file(ogg, "voice", ".oga")
+        voice = {
+            "voice": {
+                "file_id": stored_voice.file_id,
+                "file_unique_id": stored_voice.file_unique_id,
+                "duration": 4,
+                "mime_type": "audio/ogg",
+                "file_size": len(ogg),
+            }
+        }
+        status, body = await harness.post(api.message_update(CHAT, voice))
+        assert (status, body["outcome"]) == (200, "follow_up")
         # The largest photo size was fetched, not the thumbnail.
         fetched = [str(p["file_id"]) for m, p in api.calls if m == "getFile"]
-        assert len(fetched) == 2 and fetched[0].endswith(f"-{len(photo)}")
+        assert len(fetched) == 3 and fetched[0].endswith(f"-{len(photo)}")
         await harness.take(anna)
         view = await harness.contact(anna, reference)
         attachments = {(a["content_type"], a["size"]) for a in view["attachments"]}
-        assert attachments == {("image/jpeg", len(photo)), ("application/pdf", len(pdf))}
+        assert attachments == {
+            ("image/jpeg", len(photo)),
+            ("application/pdf", len(pdf)),
+            ("audio/ogg", len(ogg)),
+        }
         bodies = [m["body"] for m in view["messages"]]
-        assert bodies == ["De lantaarnpaal bij mijn huis is kapot.", "De brief"]
+        assert bodies == ["De lantaarnpaal bij mijn huis is kapot.", "De brief", "[Spraakbericht]"]
         stored = await harness.services.store.attachments(await _contact_id(harness, reference))
         assert {await harness.services.attachments.read(a.storage_key) for a in stored} == {
             photo,
             pdf,
+            ogg,
         }
 
 
