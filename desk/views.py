@@ -40,8 +40,16 @@ def deadline_state(
     return worst[1], worst[2], worst[3]
 
 
+RANK = {"none": 0, "ok": 1, "at_risk": 2, "breached": 3}
+
+
 def desk_item(contact: Contact, now: datetime, fraction_left: float) -> dict[str, Any]:
     state, norm, due = deadline_state(contact, now, fraction_left)
+    # The SLA engine's own verdict (working days, pauses, warnings) where it keeps one.
+    sla_state = getattr(contact, "sla_state", None)
+    if sla_state in RANK and RANK[sla_state] > RANK[state] and contact.status != Status.closed:
+        state = sla_state
+        norm = getattr(contact, "sla_norm", None) or norm
     return contact_summary(contact) | {
         "offered": contact.status == Status.assigned and contact.taken_at is None,
         "waiting_seconds": max(0.0, (now - contact.received_at).total_seconds()),

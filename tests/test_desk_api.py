@@ -407,3 +407,47 @@ def test_passwords_are_set_from_standard_input_never_the_command_line(
         ).fetchone()
     assert stored.startswith("$argon2id$")
     assert verify(stored, "another long password") and not verify(stored, PASSWORD)
+
+
+async def test_pdf_letters_open_in_the_browser_and_other_files_download(tmp_path: Path) -> None:
+    from contacts.inbound import InboundAttachment, InboundMessage, ResidentIdentity
+
+    async with running_service(tmp_path) as (services, client):
+        agent = await token_for(services, "Anna", skills="burgerzaken:3,nl,written")
+        pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+        result = await services.intake.receive(
+            InboundMessage(
+                channel="post",
+                channel_message_id="scan-1",
+                text="Brief over mijn paspoort",
+                sender=ResidentIdentity(name="Jan", postal_address="Vismarkt 1, Groningen"),
+                attachments=(
+                    InboundAttachment("brief.pdf", "application/pdf", pdf),
+                    InboundAttachment("page.html", "text/html", b"<script>alert(1)</script>"),
+                ),
+            )
+        )
+        reference = result.contact.reference
+        contact = await take(services, client, agent)
+        assert contact["reference"] == reference
+        files = {a["filename"]: a["id"] for a in contact["attachments"]}
+
+        response = await client.get(
+            f"/api/contacts/{reference}/attachments/{files['brief.pdf']}", headers=bearer(agent)
+        )
+        assert response.status == 200 and response.content_type == "application/pdf"
+        assert response.headers["Content-Disposition"].startswith("inline")
+        assert await response.read() == pdf
+        response = await client.get(
+            f"/api/contacts/{reference}/attachments/{files['page.html']}", headers=bearer(agent)
+        )
+        assert response.content_type == "application/octet-stream"
+        assert response.headers["Content-Disposition"].startswith("attachment")
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        missing = await client.get(
+            f"/api/contacts/{reference}/attachments/999", headers=bearer(agent)
+        )
+        assert missing.status == 404
+
+        entries = await desk_store(services).audit_entries(reference=reference)
+        assert [e.view for e in entries].count("attachment") == 2
