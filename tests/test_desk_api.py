@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -451,3 +452,69 @@ async def test_pdf_letters_open_in_the_browser_and_other_files_download(tmp_path
 
         entries = await desk_store(services).audit_entries(reference=reference)
         assert [e.view for e in entries].count("attachment") == 2
+
+
+async def read_events(response: Any, wanted: str, within: float) -> dict[str, Any]:
+    """The data of the next server-sent event named `wanted`."""
+    import asyncio
+    import json
+
+    async def scan() -> dict[str, Any]:
+        event = ""
+        async for raw in response.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == wanted:
+                data: dict[str, Any] = json.loads(line[6:])
+                return data
+        raise AssertionError("stream ended")
+
+    return await asyncio.wait_for(scan(), within)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_offer_made_by_another_process_reaches_the_open_desk(
+    tmp_path: Path, fresh_postgres: str, fresh_redis: str
+) -> None:
+    """Two services on one PostgreSQL and one Redis: the desk is open on the first, the
+    router of the second makes the offer; the desk's periodic check brings it."""
+    async with (
+        running_service(tmp_path / "a", fresh_postgres, fresh_redis) as (first, desk),
+        running_service(tmp_path / "b", fresh_postgres, fresh_redis) as (second, other),
+    ):
+        agent = await token_for(first, "Anna", skills="burgerzaken:3,nl,written")
+        async with desk.get("/desk/events", headers=bearer(agent)) as stream:
+            assert stream.status == 200
+            assert stream.headers["Content-Type"].startswith("text/event-stream")
+            assert (await read_events(stream, "list", 5))["contacts"] == []
+            reference = await webform(other, "Paspoort", "Paspoort verlopen.", "jan@example.nl")
+            status = await other.post(
+                "/api/agents/me/status", json={"status": "available"}, headers=bearer(agent)
+            )
+            assert status.status == 200
+            await second.router.idle()
+            offered = await read_events(stream, "list", 10)
+            assert [(c["reference"], c["offered"]) for c in offered["contacts"]] == [
+                (reference, True)
+            ]
+            taken = await desk.post(f"/api/contacts/{reference}/take", headers=bearer(agent))
+            assert taken.status == 200
+            listed = await (await desk.get("/api/desk/list", headers=bearer(agent))).json()
+            assert listed["contacts"][0]["offered"] is False
+
+
+async def test_dashboard_stream_pushes_snapshots_to_team_leads_only(tmp_path: Path) -> None:
+    async with running_service(tmp_path) as (services, client):
+        agent = await token_for(services, "Anna", skills="burgerzaken:3,nl,written")
+        lead = await token_for(services, "Lea", "teamlead")
+        assert (await client.get("/dashboard/events", headers=bearer(agent))).status == 403
+        async with client.get("/dashboard/events", headers=bearer(lead)) as stream:
+            first = await read_events(stream, "snapshot", 5)
+            assert first["totals"]["waiting"] == 0
+            await webform(client, "Paspoort", "Paspoort verlopen.", "jan@example.nl")
+            second = await read_events(stream, "snapshot", 5)
+            while second["totals"]["waiting"] == 0:
+                second = await read_events(stream, "snapshot", 5)
+            assert second["totals"]["arrivals_last_hour"] == 1

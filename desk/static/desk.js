@@ -58,7 +58,14 @@
         el("span", { className: "times", "data-received": c.received_at },
           "Wacht " + duration((Date.now() - Date.parse(c.received_at)) / 1000) +
           (c.deadline ? " · termijn " + when(c.deadline) : "")));
-      button.addEventListener("click", () => openContact(c.reference));
+      button.addEventListener("click", async () => {
+        if (c.offered) {
+          // Opening an offer takes it: it stops being "new" for the router and the lead.
+          await api("POST", "/api/contacts/" + encodeURIComponent(c.reference) + "/take");
+          loadList();
+        }
+        openContact(c.reference);
+      });
       list.append(el("li", {}, button));
     }
     $("list-empty").hidden = contacts.length > 0;

@@ -55,6 +55,21 @@ async def my_list(request: web.Request) -> web.Response:
     )
 
 
+async def take(request: web.Request) -> web.Response:
+    """The agent opens a contact offered to them: it is theirs now (no longer a mere offer)."""
+    services = request.app[SERVICES]
+    agent = await authenticate(request, services)
+    require_role(agent, STAFF_ROLES)
+    contact = await load_contact(request, services, agent)
+    if contact.assigned_agent_id != agent.id:
+        raise web.HTTPForbidden(text="this contact is not assigned to you")
+    if contact.taken_at is None and contact.status == Status.assigned:
+        now = services.clock.now()
+        await services.store.mark_taken(contact.id or 0, agent.id or 0, now)
+        contact.taken_at = now
+    return web.json_response(contact_summary(contact) | {"taken_at": iso(contact.taken_at)})
+
+
 async def callback(request: web.Request) -> web.Response:
     """A callback task: a new phone contact for the same resident, due at the chosen time."""
     services = request.app[SERVICES]
@@ -265,6 +280,7 @@ async def audit_log(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/desk/list", my_list)
+    app.router.add_post("/api/contacts/{reference}/take", take)
     app.router.add_post("/api/contacts/{reference}/callback", callback)
     app.router.add_post("/api/contacts/{reference}/referral", referral)
     app.router.add_get("/api/contacts/{reference}/attachments/{attachment_id}", attachment)
