@@ -233,3 +233,70 @@ def test_screenshots_are_linked_from_the_notes() -> None:
     for name in ("desk.png", "dashboard.png"):
         assert f"screenshots/{name}" in text
         assert (notes.parent / "screenshots" / name).exists()
+
+
+def test_agent_asks_the_resident_makes_a_callback_and_refers_to_a_partner(
+    service: LiveService, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    service.person("Bram Mulder", "agent", "parkeren:2,nl,written,chat,phone", PASSWORD)
+    website = service.person("Website 2", "integration", None, PASSWORD)
+    references = []
+    for n, text in enumerate(
+        [
+            "Ik wil een parkeervergunning voor bewoners aanvragen voor mijn auto.",
+            "Hoeveel kost een bezoekersvergunning parkeren per jaar?",
+        ]
+    ):
+        status, contact = service.api(
+            "POST",
+            "/api/contacts",
+            website,
+            {
+                "channel": "email",
+                "channel_message_id": f"bram-{n}",
+                "from": {
+                    "name": "Fatima El Amrani",
+                    "email": f"fatima{n}@example.nl",
+                    "phone": f"+3161111000{n}",
+                },
+                "subject": "Parkeervergunning",
+                "text": text,
+            },
+        )
+        assert status == 201 and contact["queue"] == "parkeren"
+        references.append(contact["reference"])
+
+    page = sign_in(browser, service, "Bram Mulder")
+    page.get_by_label("Mijn status").select_option("available")
+    expect(page.locator("#worklist .item")).to_have_count(2, timeout=10_000)
+
+    # The first: ask the resident something; it waits on them, still on Bram's list.
+    page.get_by_role("button", name="Volgende contact").click()
+    expect(page.locator("#contact-title")).to_contain_text(references[0])
+    page.get_by_text("Vraag aan de inwoner (wachten op antwoord)").click()
+    page.get_by_label("Vraag", exact=True).fill("Wat is het kenteken van uw auto?")
+    page.get_by_role("button", name="Vraag versturen en wachten").click()
+    expect(page.locator("#list-message")).to_contain_text("wacht op de inwoner")
+    expect(page.locator("#worklist")).to_contain_text("wacht op inwoner")
+
+    # The second: a callback task, then a referral to the WIJ-team with a hand-over note.
+    page.locator(f'#worklist .item[data-reference="{references[1]}"]').click()
+    expect(page.locator("#contact-title")).to_contain_text(references[1])
+    page.get_by_text("Terugbelverzoek", exact=True).click()
+    page.get_by_label("Terugbellen vóór").fill("2099-01-05T10:30")
+    page.get_by_label("Waarover").fill("Uitleg over de kosten van de bezoekersvergunning")
+    page.get_by_role("button", name="Terugbelverzoek maken").click()
+    expect(page.locator("#action-message")).to_contain_text("Terugbelverzoek gemaakt")
+    expect(page.locator("#history")).to_contain_text("Terugbellen over " + references[1])
+
+    page.get_by_text("Doorverwijzen naar een ketenpartner").click()
+    page.get_by_label("Partner", exact=True).select_option("wij-team")
+    page.get_by_label("Warme overdracht: notitie voor de partner").fill(
+        "Mevrouw heeft geldzorgen; graag contact over een regeling."
+    )
+    page.get_by_role("button", name="Doorverwijzen en afsluiten").click()
+    expect(page.locator("#list-message")).to_contain_text("doorverwezen en afgesloten")
+    expect(page.locator(f'#worklist .item[data-reference="{references[1]}"]')).to_have_count(0)
+    page.context.close()
