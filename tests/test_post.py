@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pypdf import PdfReader, PdfWriter
 
-from adapters.post.dropfolder import DropFolder
+from adapters.post.dropfolder import MAX_ATTEMPTS, DropFolder
 from adapters.post.handlers import PostAdapter
 from adapters.post.reading import ocr_available
 from kcc.clock import ManualClock
@@ -474,3 +474,60 @@ async def test_letter_flow_on_postgres_and_redis(
 ) -> None:
     async with running_service(tmp_path, fresh_postgres, fresh_redis) as (services, client):
         await letter_flow(services, client)
+
+
+async def test_a_reply_without_postal_address_fails_with_a_reason(tmp_path: Path) -> None:
+    async with running_service(tmp_path) as (services, client):
+        scanner = await token_for(services, "Postkamer", role="integration")
+        created = await (await upload(client, scanner, text_pdf([PASPOORT]))).json()
+        contact = await services.store.by_reference(created["reference"])
+        assert contact is not None
+        sent = await services.outbox.send(contact, "Wij hebben uw brief ontvangen.")
+        assert sent.delivery_status == "failed"
+        assert "geen postadres" in (sent.delivery_detail or "")
+        assert await post_adapter(client).records.letters(None) == []
+
+
+@needs_ocr
+async def test_ocr_time_and_page_limits_never_lose_the_letter() -> None:
+    from adapters.post.config import IntakeConfig
+    from adapters.post.reading import read_letter
+
+    two_scans = image_pdf([SCANNED, "Tweede pagina over mijn verhuizing."])
+    limited = await read_letter(two_scans, IntakeConfig(ocr_max_pages=1))
+    assert [p.source for p in limited.pages] == ["ocr", "not_read"]
+    assert "meer dan 1 pagina" in limited.pages[1].detail
+    assert "[Pagina 2: niet gelezen: meer dan 1 pagina's voor OCR]" in limited.text
+
+    slow = await read_letter(two_scans, IntakeConfig(ocr_page_timeout_seconds=0.01))
+    assert [p.source for p in slow.pages] == ["not_read", "not_read"]
+    assert not slow.has_text
+
+
+async def test_drop_folder_ignores_links_and_gives_up_on_a_file_that_keeps_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop = tmp_path / "scans"
+    drop.mkdir()
+    secret = tmp_path / "elders.pdf"
+    secret.write_bytes(text_pdf(["niet voor de scanmap"]))
+    (drop / "link.pdf").symlink_to(secret)
+    async with running_service(tmp_path) as (services, client):
+        lead = await token_for(services, "Lead", role="teamlead")
+        adapter = post_adapter(client)
+        folder = DropFolder(services, adapter.intake, drop)
+        (drop / "brief.pdf").write_bytes(text_pdf([PASPOORT]))
+
+        async def broken(*_args: object, **_kwargs: object) -> None:
+            raise ConnectionError("database down")
+
+        monkeypatch.setattr(adapter.intake, "receive", broken)
+        await folder.scan_once()  # first sighting
+        for _ in range(MAX_ATTEMPTS):  # left in place while it might be a passing outage
+            assert (drop / "brief.pdf").exists()
+            await folder.scan_once()
+        assert (drop / "failed" / "brief.pdf").exists()
+        assert (drop / "link.pdf").is_symlink()  # never read, never moved
+        items = (await (await client.get("/api/quarantine", headers=bearer(lead))).json())["items"]
+        assert len(items) == 1 and "ConnectionError" in items[0]["reason"]
+        assert await services.store.queued_count() == 0

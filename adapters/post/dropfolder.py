@@ -29,6 +29,9 @@ from kcc.services import Services
 log = logging.getLogger(__name__)
 
 SIDECARS = (".json", ".toml")
+# A file that fails this many polls for a reason other than its content goes to failed/ (when
+# the database itself is down, quarantining fails too and the file stays where it is).
+MAX_ATTEMPTS = 10
 
 
 class DropFolder:
@@ -42,6 +45,7 @@ class DropFolder:
         self.processed = root / "processed"
         self.failed = root / "failed"
         self._seen: dict[str, tuple[int, int]] = {}
+        self._attempts: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -67,17 +71,39 @@ class DropFolder:
         files = await asyncio.to_thread(self._stable_pdfs)
         handled = 0
         for path in files:
-            if await self._handle(path):
+            try:
+                done = await self._handle(path)
+            except Exception as error:
+                # A database outage or a bug: leave the file for the next poll, unless it keeps
+                # failing, so one file never blocks the folder for good.
+                done = await self._failed_again(path, error)
+            if done:
                 handled += 1
         return handled
+
+    async def _failed_again(self, path: Path, error: Exception) -> bool:
+        attempts = self._attempts.get(path.name, 0) + 1
+        self._attempts[path.name] = attempts
+        log.warning(
+            "drop folder file not taken in (attempt %d): %s", attempts, type(error).__name__
+        )
+        if attempts < MAX_ATTEMPTS:
+            return False
+        self._attempts.pop(path.name, None)
+        await self._fail(
+            path, _sidecar(path), f"na {attempts} pogingen niet ingelezen ({type(error).__name__})"
+        )
+        return True
 
     def _stable_pdfs(self) -> list[Path]:
         self.root.mkdir(parents=True, exist_ok=True)
         current: dict[str, tuple[int, int]] = {}
         stable = []
         for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
-            if not entry.is_file() or not entry.name.lower().endswith(".pdf"):
-                continue  # `.part` files, sidecars, processed/ and failed/
+            # Not `.part` files, sidecars, processed/ and failed/; never a symbolic link, which
+            # could bring any file of this machine into the contact store.
+            if not entry.is_file(follow_symlinks=False) or not entry.name.lower().endswith(".pdf"):
+                continue
             info = entry.stat()
             signature = (info.st_size, info.st_mtime_ns)
             current[entry.name] = signature
@@ -101,21 +127,31 @@ class DropFolder:
             )
             result = await self.intake.receive(pdf, meta, path.name)
         except (PostInputError, InboundError) as error:
-            reason = f"brief uit de scanmap niet ingelezen: {error}"
-            await self.services.quarantine.keep(
-                Channel.post,
-                reason,
-                self.services.clock.now(),
-                raw=pdf,
-                provider_id=f"file:sha256:{hashlib.sha256(pdf).hexdigest()}",
-                content_type="application/pdf",
-            )
-            await asyncio.to_thread(self._move, path, sidecar, self.failed, str(error))
-            log.warning("drop folder file failed, quarantined: %s", error)
+            await self._fail(path, sidecar, str(error), pdf)
             return True
+        self._attempts.pop(path.name, None)
         await asyncio.to_thread(self._move, path, sidecar, self.processed, None)
         log.info("drop folder file taken in as %s (%s)", result.reference, result.outcome)
         return True
+
+    async def _fail(
+        self, path: Path, sidecar: Path | None, reason: str, pdf: bytes | None = None
+    ) -> None:
+        """Quarantine (once per file content) with the reason, then move to failed/."""
+        if pdf is None:
+            with contextlib.suppress(FileNotFoundError):
+                pdf = await asyncio.to_thread(path.read_bytes)
+        digest = hashlib.sha256(pdf or b"").hexdigest()
+        await self.services.quarantine.keep(
+            Channel.post,
+            f"brief uit de scanmap niet ingelezen: {reason}",
+            self.services.clock.now(),
+            raw=pdf,
+            provider_id=f"file:sha256:{digest}",
+            content_type="application/pdf",
+        )
+        await asyncio.to_thread(self._move, path, sidecar, self.failed, reason)
+        log.warning("drop folder file moved to failed/ and quarantined: %s", reason)
 
     @staticmethod
     def _move(path: Path, sidecar: Path | None, target: Path, reason: str | None) -> None:
@@ -135,7 +171,7 @@ class DropFolder:
 def _sidecar(path: Path) -> Path | None:
     for suffix in SIDECARS:
         candidate = path.with_suffix(suffix)
-        if candidate.exists():
+        if candidate.is_file() and not candidate.is_symlink():
             return candidate
     return None
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pypdf import PdfReader
-from pypdf.errors import PyPdfError
 
 from adapters.post.config import IntakeConfig
 
@@ -102,7 +101,7 @@ def check_pdf(data: bytes, config: IntakeConfig) -> list[str]:
         count = len(reader.pages)
     except PostInputError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError):
+    except Exception:  # pypdf parses hostile input: whatever it trips over, the file is unreadable
         raise PostInputError(422, "de PDF is beschadigd en kan niet worden gelezen") from None
     if count == 0:
         raise PostInputError(422, "de PDF heeft geen pagina's")
