@@ -1,15 +1,18 @@
 """A reply to a letter as a printable A4 letter (PDF): letterhead, the resident's address in
-the window of a standard envelope, date, our reference, subject, the text and the footer."""
+the window of a standard envelope, date, our reference, subject, the text and the footer.
+
+fpdf2 and pypdf are imported on first use (in a worker thread): together they take about a
+second to import, which every `kcc serve` start would otherwise pay.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-
-from fpdf import FPDF
-from pypdf import PdfReader
+from typing import Any
 
 from adapters.post.config import LetterConfig
 
@@ -36,39 +39,50 @@ def dutch_date(day: date) -> str:
     return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
 
 
-class _Letter(FPDF):
-    def __init__(self, config: LetterConfig) -> None:
-        super().__init__(orientation="P", unit="mm", format="A4")
-        self.config = config
-        self.font_name = "Helvetica"
-        if config.font and Path(config.font).exists():
-            self.add_font("LetterSans", "", config.font)
-            bold = config.font_bold if Path(config.font_bold or "-").exists() else config.font
-            self.add_font("LetterSans", "B", bold)
-            self.font_name = "LetterSans"
-        self.set_margins(22, 20, 20)
-        self.set_auto_page_break(True, margin=28)
+@functools.cache
+def _letter_class() -> type[Any]:
+    from fpdf import FPDF
 
-    def text_for_font(self, text: str) -> str:
-        if self.font_name != "Helvetica":
-            return text
-        # The core fonts know only Windows-1252; anything else would stop the rendering.
-        return text.encode("cp1252", errors="replace").decode("cp1252")
+    class _Letter(FPDF):
+        def __init__(self, config: LetterConfig) -> None:
+            super().__init__(orientation="P", unit="mm", format="A4")
+            self.config = config
+            self.font_name = "Helvetica"
+            if config.font and Path(config.font).exists():
+                self.add_font("LetterSans", "", config.font)
+                bold = config.font_bold if Path(config.font_bold or "-").exists() else config.font
+                self.add_font("LetterSans", "B", bold)
+                self.font_name = "LetterSans"
+            self.set_margins(22, 20, 20)
+            self.set_auto_page_break(True, margin=28)
 
-    def footer(self) -> None:
-        self.set_y(-20)
-        self.set_font(self.font_name, "", 8)
-        self.set_text_color(80, 80, 80)
-        self.cell(
-            0, 4, self.text_for_font(self.config.footer), align="L", new_x="LMARGIN", new_y="NEXT"
-        )
-        self.cell(0, 4, f"Pagina {self.page_no()} van {{nb}}", align="R")
-        self.set_text_color(0, 0, 0)
+        def text_for_font(self, text: str) -> str:
+            if self.font_name != "Helvetica":
+                return text
+            # The core fonts know only Windows-1252; anything else would stop the rendering.
+            return text.encode("cp1252", errors="replace").decode("cp1252")
+
+        def footer(self) -> None:
+            self.set_y(-20)
+            self.set_font(self.font_name, "", 8)
+            self.set_text_color(80, 80, 80)
+            self.cell(
+                0,
+                4,
+                self.text_for_font(self.config.footer),
+                align="L",
+                new_x="LMARGIN",
+                new_y="NEXT",
+            )
+            self.cell(0, 4, f"Pagina {self.page_no()} van {{nb}}", align="R")
+            self.set_text_color(0, 0, 0)
+
+    return _Letter
 
 
 def render_letter(config: LetterConfig, content: LetterContent) -> bytes:
     """The letter as PDF bytes. Blocking (run it in a worker thread)."""
-    pdf = _Letter(config)
+    pdf = _letter_class()(config)
     t = pdf.text_for_font
     pdf.set_title(t(f"Brief {content.reference}"))
     pdf.set_author(t(config.sender_block[0] if config.sender_block else ""))
@@ -126,4 +140,6 @@ def render_letter(config: LetterConfig, content: LetterContent) -> bytes:
 
 
 def page_count(pdf: bytes) -> int:
+    from pypdf import PdfReader
+
     return len(PdfReader(io.BytesIO(pdf)).pages)

@@ -18,8 +18,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pypdf import PdfReader
-
 from adapters.post.config import IntakeConfig
 
 log = logging.getLogger(__name__)
@@ -92,6 +90,8 @@ def check_pdf(data: bytes, config: IntakeConfig) -> list[str]:
         raise PostInputError(413, f"het bestand is groter dan {config.max_pdf_bytes} bytes")
     if b"%PDF-" not in data[:1024]:
         raise PostInputError(415, "het bestand is geen PDF")
+    from pypdf import PdfReader  # on first use, in a worker thread: a slow import
+
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
