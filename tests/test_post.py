@@ -531,3 +531,22 @@ async def test_drop_folder_ignores_links_and_gives_up_on_a_file_that_keeps_faili
         items = (await (await client.get("/api/quarantine", headers=bearer(lead))).json())["items"]
         assert len(items) == 1 and "ConnectionError" in items[0]["reason"]
         assert await services.store.queued_count() == 0
+
+
+@needs_ocr
+async def test_the_service_answers_while_a_letter_is_being_read(tmp_path: Path) -> None:
+    import asyncio
+
+    async with running_service(tmp_path) as (services, client):
+        scanner = await token_for(services, "Postkamer", role="integration")
+        slots = post_adapter(client).intake.ocr_slots
+        reading = asyncio.create_task(upload(client, scanner, image_pdf([SCANNED, SCANNED])))
+        for _ in range(400):
+            if slots.locked():
+                break
+            await asyncio.sleep(0.01)
+        assert slots.locked(), "OCR did not start"
+        # OCR runs in subprocesses: the event loop serves other requests meanwhile.
+        assert (await client.get("/healthz")).status == 200
+        assert not reading.done()
+        assert (await reading).status == 201
