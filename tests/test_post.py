@@ -550,3 +550,27 @@ async def test_the_service_answers_while_a_letter_is_being_read(tmp_path: Path) 
         assert (await client.get("/healthz")).status == 200
         assert not reading.done()
         assert (await reading).status == 201
+
+
+async def test_a_web_form_without_email_or_phone_is_answered_by_letter(tmp_path: Path) -> None:
+    async with running_service(tmp_path) as (services, client):
+        website = await token_for(services, "Website", role="integration")
+        response = await client.post(
+            "/api/contacts",
+            json={
+                "channel": "webform",
+                "channel_message_id": "form-1",
+                "from": {"name": "Petra Bakker", "postal_address": "Hereweg 12, 9725aa Groningen"},
+                "text": "Hoe geef ik mijn verhuizing door?",
+            },
+            headers=bearer(website),
+        )
+        contact = await services.store.by_reference((await response.json())["reference"])
+        assert contact is not None and contact.reply_channel == "post"
+        sent = await services.outbox.send(contact, "U geeft uw verhuizing door via de website.")
+        assert (sent.channel, sent.delivery_status) == ("post", "sent")
+        letter = (await post_adapter(client).records.letters("ready"))[0]
+        text = PdfReader(io.BytesIO(await services.attachments.read(letter.storage_key)))
+        page = text.pages[0].extract_text()
+        assert "Uw bericht van 23 november 2026" in page
+        assert "Petra Bakker" in page and "Hereweg 12" in page

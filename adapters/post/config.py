@@ -30,7 +30,7 @@ class LetterConfig:
     salutation_unknown: str = "Beste inwoner,"
     closing: tuple[str, ...] = ("Met vriendelijke groet,",)
     footer: str = ""
-    subject_unknown: str = "Uw brief van {date}"
+    subject_unknown: str = "Uw {what} van {date}"
     font: str = ""
     font_bold: str = ""
     email_copy_note: str = ""

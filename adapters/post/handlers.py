@@ -4,6 +4,7 @@ folder, and the mail room's list of reply letters to print (`/api/post/outgoing`
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,10 @@ class PostAdapter(ChannelAdapter):
 
     def __init__(self, services: Services) -> None:
         super().__init__(services)
-        self.config = PostConfig.load(services.settings.config_dir)
+        config = PostConfig.load(services.settings.config_dir)
+        # The PDF is kept in the attachment store: never accept more than it takes.
+        limit = min(config.intake.max_pdf_bytes, services.attachments.max_bytes)
+        self.config = replace(config, intake=replace(config.intake, max_pdf_bytes=limit))
         self.records = PostRecords(services.store.sessions)
         self.intake = PostIntake(services, self.config, self.records)
         self.sender = PostSender(services, self.config, self.records)

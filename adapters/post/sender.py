@@ -71,7 +71,8 @@ class PostSender:
         now = self.services.clock.now()
         received = contact.received_at.astimezone(AMSTERDAM).date()
         subject = contact.subject or self.config.letter.subject_unknown.format(
-            date=dutch_date(received)
+            what="brief" if contact.channel == Channel.post else "bericht",
+            date=dutch_date(received),
         )
         content = LetterContent(
             reference=contact.reference,
