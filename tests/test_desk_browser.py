@@ -111,6 +111,9 @@ def test_agent_takes_next_replies_and_closes_while_the_lead_watches_live(
     agent = sign_in(browser, service, "Anna de Vries")
     expect(agent).to_have_url(re.compile(r"/desk$"))
     expect(agent.locator("#list-empty")).to_be_visible()
+    # The queues Anna serves, with what waits in them; not the queues she has no skill for.
+    expect(agent.locator("#my-queues")).to_contain_text("burgerzaken")
+    expect(agent.locator("#my-queues")).not_to_contain_text("parkeren")
 
     # Becoming available: the router offers contacts and they appear without a reload.
     agent.get_by_label("Mijn status").select_option("available")

@@ -374,9 +374,24 @@
 
   // --- presence ----------------------------------------------------------------------------
 
+  let mySkills = {};
+  async function loadQueues() {
+    const result = await api("GET", "/api/queues");
+    if (!result.ok) return;
+    const body = $("my-queues").tBodies[0];
+    clear(body);
+    for (const q of result.data.queues) {
+      if (!q.skills.every((skill) => (mySkills[skill] || 0) > 0)) continue;
+      body.append(el("tr", {}, el("th", { scope: "row" }, q.queue), el("td", { className: "num" }, q.waiting),
+        el("td", { className: "num" }, q.waiting ? duration(q.oldest_wait_seconds) : "—")));
+    }
+  }
+
   async function loadMe() {
     const result = await api("GET", "/api/agents/me");
     if (!result.ok) return;
+    mySkills = result.data.skills || {};
+    loadQueues();
     $("status").value = result.data.status;
     const fields = $("capacity-fields");
     clear(fields);
@@ -387,6 +402,15 @@
         el("label", { for: id }, { phone: "Telefoon", chat: "Chat", written: "Schriftelijk", counter: "Balie" }[kind] || kind),
         el("input", { id: id, type: "number", min: "0", max: "20", value: (result.data.capacity || {})[kind] || 0, "data-kind": kind, "aria-describedby": id + "-load" }),
         el("span", { id: id + "-load", className: "meta" }, "nu " + load)));
+    }
+  }
+
+  async function refreshLoad() {
+    const result = await api("GET", "/api/agents/me");
+    if (!result.ok) return;
+    for (const kind of cfg.channel_kinds || []) {
+      const span = $("capacity-" + kind + "-load");
+      if (span) span.textContent = "nu " + ((result.data.load || {})[kind] || 0);
     }
   }
 
@@ -438,6 +462,8 @@
     loadList();
     listen();
     setInterval(tickTimes, 1000);
+    setInterval(loadQueues, 5000);
+    setInterval(refreshLoad, 5000);
     setInterval(() => { if (current) showWindow(current); }, 30000);
   }
 
