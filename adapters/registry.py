@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adapters.channel import ChannelAdapter
+from adapters.email.adapter import EmailAdapter
 from adapters.webform.handlers import WebformAdapter
 from kcc.services import Services
 
@@ -10,4 +11,5 @@ from kcc.services import Services
 def build_adapters(services: Services) -> list[ChannelAdapter]:
     return [
         WebformAdapter(services),
+        EmailAdapter(services),
     ]

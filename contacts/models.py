@@ -292,3 +292,17 @@ class Agent(SQLModel, table=True):
 class ReferenceCounter(SQLModel, table=True):
     year: int = Field(primary_key=True)
     last: int = Field(default=0)
+
+
+class MailboxState(SQLModel, table=True):
+    """An IMAP mailbox the e-mail channel reads: how far it got (UIDVALIDITY and the last UID
+    handled) and which process polls it now (a lease, so one process at a time)."""
+
+    __tablename__ = "mailbox_state"
+
+    account: str = Field(primary_key=True, max_length=200)
+    uidvalidity: int = Field(default=0, sa_type=sa.BigInteger())
+    last_uid: int = Field(default=0, sa_type=sa.BigInteger())
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
