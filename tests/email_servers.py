@@ -146,8 +146,7 @@ def _config(
     me = getpass.getuser()
     users = "" if as_root else f"default_login_user = {me}\ndefault_internal_user = {me}\n"
     ssl = (
-        f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n"
-        "ssl_dh = </usr/share/dovecot/dh.pem\n"
+        f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\nssl_dh = </usr/share/dovecot/dh.pem\n"
         if cert and key
         else "ssl = no\n"
     )
@@ -225,9 +224,7 @@ async def email_service(
     client: TestClient[object, object] = TestClient(TestServer(app))
     await client.start_server()
     try:
-        adapter = next(
-            channel for channel in app[CHANNELS] if isinstance(channel, EmailAdapter)
-        )
+        adapter = next(channel for channel in app[CHANNELS] if isinstance(channel, EmailAdapter))
         yield services, client, adapter
     finally:
         await client.close()

@@ -40,7 +40,9 @@ def smtp_secrets(port: int, cert: Path, tls: str = "starttls") -> dict[str, str]
     }
 
 
-async def resident_contact(services: Services, message_id: str = "<m1@bewoner.example.nl>") -> Contact:
+async def resident_contact(
+    services: Services, message_id: str = "<m1@bewoner.example.nl>"
+) -> Contact:
     result = await services.intake.receive(
         InboundMessage(
             channel="email",

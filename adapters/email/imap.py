@@ -160,9 +160,7 @@ class ImapConnection:
         internal = None
         if date:
             with contextlib.suppress(ValueError):
-                internal = datetime.strptime(
-                    date.group(1).decode().strip(), "%d-%b-%Y %H:%M:%S %z"
-                )
+                internal = datetime.strptime(date.group(1).decode().strip(), "%d-%b-%Y %H:%M:%S %z")
         return int(size.group(1)), internal
 
     async def fetch(self, uid: int, headers_only: bool = False) -> bytes | None:
@@ -267,9 +265,7 @@ class ImapPoller:
                 if handled is None or self.connection is None:
                     await self._pause(self.settings.poll_seconds)  # another process polls
                 else:
-                    await self.connection.wait_for_change(
-                        self.settings.poll_seconds, self.stopping
-                    )
+                    await self.connection.wait_for_change(self.settings.poll_seconds, self.stopping)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # server or database away: back off, then again

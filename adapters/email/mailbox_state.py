@@ -48,9 +48,7 @@ class MailboxStateStore:
         except IntegrityError:
             pass  # another process created it a moment ago
 
-    async def acquire(
-        self, account: str, owner: str, now: datetime, lease_seconds: float
-    ) -> bool:
+    async def acquire(self, account: str, owner: str, now: datetime, lease_seconds: float) -> bool:
         """Take or renew the lease; False while another process holds it."""
         await self._ensure(account)
         async with self.engine.begin() as connection:

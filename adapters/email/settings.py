@@ -112,9 +112,7 @@ class EmailSettings:
             mailbox=env("KCC_IMAP_MAILBOX") or "INBOX",
             tls=imap_tls,
             ca_file=env("KCC_IMAP_CA_FILE"),
-            poll_seconds=float(
-                env("KCC_IMAP_POLL_SECONDS") or imap_config.get("poll_seconds", 60)
-            ),
+            poll_seconds=float(env("KCC_IMAP_POLL_SECONDS") or imap_config.get("poll_seconds", 60)),
             processed_folder=str(imap_config.get("processed_folder", "Verwerkt")),
             processed_keyword=str(imap_config.get("processed_keyword", "KccVerwerkt")),
             batch=int(imap_config.get("batch", 50)),
@@ -165,4 +163,3 @@ def _tls(value: str, name: str) -> str:
     if value not in TLS_MODES:
         raise ValueError(f"{name} must be one of {', '.join(TLS_MODES)}")
     return value
-
