@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ class Dovecot:
         path = self.root / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def stop(self) -> None:
+    def stop(self, remove: bool = True) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -93,10 +94,15 @@ class Dovecot:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_dovecot(root: Path, tls: bool = False) -> Dovecot:
-    root.mkdir(parents=True, exist_ok=True)
+def start_dovecot(tls: bool = False) -> Dovecot:
+    # Its own directory, reachable by Dovecot's unprivileged processes (pytest's tmp_path is
+    # private to the user running the tests); removed again by `stop`.
+    root = Path(tempfile.mkdtemp(prefix="kcc-dovecot-"))
+    root.chmod(0o711)
     user, password = "kcc", "geheim-test"
     as_root = os.geteuid() == 0
     uid, gid = (65534, 65534) if as_root else (os.getuid(), os.getgid())
@@ -120,8 +126,10 @@ def start_dovecot(root: Path, tls: bool = False) -> Dovecot:
         server = Dovecot(root, port, user, password, process, tls_port, cert)
         if _wait_listening(port, process):
             return server
-        server.stop()  # most likely the port was taken meanwhile: another one
-    raise RuntimeError(f"dovecot did not start:\n{server.log()}")
+        log = server.log()
+        server.stop(remove=False)  # most likely the port was taken meanwhile: another one
+    shutil.rmtree(root, ignore_errors=True)
+    raise RuntimeError(f"dovecot did not start:\n{log}")
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> bool:
@@ -194,8 +202,8 @@ service stats {{
 
 
 @contextlib.contextmanager
-def dovecot(root: Path, tls: bool = False) -> Iterator[Dovecot]:
-    server = start_dovecot(root, tls)
+def dovecot(tls: bool = False) -> Iterator[Dovecot]:
+    server = start_dovecot(tls)
     try:
         yield server
     finally:

@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import SQLModel
 
-STATE = SQLModel.metadata.tables["mailbox_state"]
+from contacts.models import MailboxState
+
+STATE: sa.Table = MailboxState.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
