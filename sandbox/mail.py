@@ -2,8 +2,7 @@
 
 - `resident_mail(...)`: a resident's mail as RFC 5322 bytes (optionally answering one of ours).
 - `deliver_lmtp(host, port, raw, ...)`: hand a mail to our LMTP endpoint, as Postfix would;
-  returns the server's reply per recipient, raises `smtplib.SMTPDataError` on refusal.
-- `deliver_smtp(host, port, raw, ...)`: the same over plain SMTP (for an SMTP endpoint).
+  returns the server's (code, text) reply per recipient.
 - `SmtpSink`: a real SMTP server (aiosmtpd) on loopback that records what our SMTP sender
   sends; optional STARTTLS (required when a certificate is given), login, implicit TLS, and
   refusals on demand (`refuse_next(code, text)`).
@@ -14,8 +13,8 @@ Signatures (all on 127.0.0.1, port 0 = a free port):
                   in_reply_to: str | None = None, message_id: str | None = None,
                   name: str | None = None) -> bytes
     await deliver_lmtp(host: str, port: int, raw: bytes, *, sender: str = ...,
-                       recipients: Sequence[str] = ("kcc@gemeente.example.nl",)) -> dict
-    await deliver_smtp(host, port, raw, *, sender, recipients) -> dict
+                       recipients: Sequence[str] = ("kcc@gemeente.example.nl",),
+                       announce_size: bool = True) -> list[tuple[int, str]]
     sink = SmtpSink(cert: Path | None = None, key: Path | None = None,
                     login: tuple[str, str] | None = None, implicit_tls: bool = False)
     port = await sink.start(host="127.0.0.1", port=0); ...; await sink.stop()
@@ -26,7 +25,7 @@ Signatures (all on 127.0.0.1, port 0 = a free port):
 from __future__ import annotations
 
 import asyncio
-import smtplib
+import contextlib
 import ssl
 import uuid
 from collections.abc import Sequence
@@ -74,27 +73,64 @@ async def deliver_lmtp(
     *,
     sender: str = "bewoner@example.nl",
     recipients: Sequence[str] = (DEFAULT_MAILBOX,),
-) -> dict[str, tuple[int, bytes]]:
-    def deliver() -> dict[str, tuple[int, bytes]]:
-        with smtplib.LMTP(host, port, timeout=30) as client:
-            return client.sendmail(sender, list(recipients), raw)
+    announce_size: bool = True,
+) -> list[tuple[int, str]]:
+    """One LMTP transaction (RFC 2033) as a mail server runs it; returns the reply for each
+    recipient (after DATA an LMTP server answers once per recipient, which the standard
+    library's `smtplib.LMTP` does not read). A refusal before DATA is every recipient's reply."""
+    reader, writer = await asyncio.open_connection(host, port)
 
-    return await asyncio.to_thread(deliver)
+    async def reply() -> tuple[int, str]:
+        lines = []
+        while True:
+            line = (await asyncio.wait_for(reader.readline(), 30)).decode("utf-8", "replace")
+            if not line:
+                raise ConnectionError("LMTP server closed the connection")
+            lines.append(line[4:].rstrip())
+            if line[3:4] != "-":
+                return int(line[:3]), " ".join(lines)
 
+    async def command(text: str) -> tuple[int, str]:
+        writer.write(text.encode() + b"\r\n")
+        await writer.drain()
+        return await reply()
 
-async def deliver_smtp(
-    host: str,
-    port: int,
-    raw: bytes,
-    *,
-    sender: str = "bewoner@example.nl",
-    recipients: Sequence[str] = (DEFAULT_MAILBOX,),
-) -> dict[str, tuple[int, bytes]]:
-    def deliver() -> dict[str, tuple[int, bytes]]:
-        with smtplib.SMTP(host, port, timeout=30) as client:
-            return client.sendmail(sender, list(recipients), raw)
-
-    return await asyncio.to_thread(deliver)
+    try:
+        await reply()  # greeting
+        await command("LHLO sandbox.example.nl")
+        size = f" SIZE={len(raw)}" if announce_size else ""
+        answer = await command(f"MAIL FROM:<{sender}>{size}")
+        if answer[0] >= 400:
+            return [answer] * len(recipients)
+        accepted = []
+        results: dict[str, tuple[int, str]] = {}
+        for recipient in recipients:
+            answer = await command(f"RCPT TO:<{recipient}>")
+            results[recipient] = answer
+            if answer[0] < 400:
+                accepted.append(recipient)
+        if accepted:
+            answer = await command("DATA")
+            if answer[0] != 354:
+                results.update({recipient: answer for recipient in accepted})
+            else:
+                body = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                if not body.endswith(b"\r\n"):
+                    body += b"\r\n"
+                body = b"\r\n".join(
+                    b"." + line if line.startswith(b".") else line for line in body.split(b"\r\n")
+                )
+                writer.write(body + b".\r\n")
+                await writer.drain()
+                for recipient in accepted:
+                    results[recipient] = await reply()
+        with contextlib.suppress(Exception):
+            await command("QUIT")
+        return [results[recipient] for recipient in recipients]
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
 
 @dataclass(frozen=True)

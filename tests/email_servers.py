@@ -217,6 +217,7 @@ async def email_service(
     database_url: str = "",
     redis_url: str = "",
     clock: ManualClock | None = None,
+    max_attachment_bytes: int = 20 * 1024 * 1024,
 ) -> AsyncIterator[tuple[Services, TestClient[object, object], EmailAdapter]]:
     """A real service (as `tests.helpers.running_service`) whose settings carry the e-mail
     channel's environment; yields the running e-mail adapter too."""
@@ -226,6 +227,7 @@ async def email_service(
         database_url=database_url,
         redis_url=redis_url,
         secrets=secrets,
+        max_attachment_bytes=max_attachment_bytes,
     )
     services = await Services.build(settings, clock or ManualClock())
     app = create_app(services, sweep=False)

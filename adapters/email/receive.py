@@ -152,9 +152,11 @@ class MailReceiver:
         if resident is None or not resident.email:
             return False
         try:
-            return normalise_email(mail.sender_email) == resident.email
+            sender = normalise_email(mail.sender_email)
         except InboundError:
             return False
+        # Local parts are case-sensitive by the letter of RFC 5321, never in practice.
+        return sender is not None and sender.lower() == resident.email.lower()
 
 
 def _key(conversation: Conversation) -> tuple[str, str | None]:
