@@ -304,3 +304,28 @@ async def test_the_running_poller_wakes_on_idle(tmp_path: Path, mailbox: Dovecot
         else:
             pytest.fail("the poller did not wake on IDLE")
         assert adapter.poller.rounds >= 2
+
+
+async def test_a_mail_the_parser_chokes_on_does_not_block_the_mailbox(
+    mailbox: Dovecot, service: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.email import receive
+
+    real = receive.parse_mail
+
+    def choking(raw: bytes, limits: MailLimits | None = None) -> object:
+        if b"Afvalpas" in raw:
+            raise KeyError("a bug deep in a parser")
+        return real(raw, limits)
+
+    monkeypatch.setattr(receive, "parse_mail", choking)
+    mailbox.append(fixture("windows1252.eml"))
+    mailbox.append(fixture("emoji.eml"))
+    reader = poller(service, imap_settings(mailbox))
+    assert await reader.poll_once() == 2
+    await reader.stop()
+    assert await contact_count(service) == 1
+    [item] = await service.quarantine.items()
+    assert item.reason == "e-mail onleesbaar (KeyError)"
+    assert item.provider_id == "<cp1252-1@mail.example.nl>"
+    assert mailbox.uids("INBOX") == []

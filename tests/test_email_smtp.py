@@ -178,3 +178,27 @@ async def test_webform_contact_is_answered_by_email(
         assert received.rcpt_tos == ("ans@example.nl",)
         assert received.message["In-Reply-To"] is None  # a web form has no mail to answer
         assert reference in received.message["Subject"]
+
+
+async def test_no_password_in_clear_text_to_a_remote_server(tmp_path: Path) -> None:
+    """127.0.0.2 is not one of the loopback names the sender trusts: to such a server it
+    logs in only after STARTTLS, and this server offers none."""
+    sink = SmtpSink()  # no certificate: no STARTTLS on offer
+    await sink.start(host="127.0.0.2")
+    try:
+        secrets = smtp_secrets(sink.port, tmp_path / "none.pem")
+        secrets["KCC_SMTP_HOST"] = "127.0.0.2"
+        del secrets["KCC_SMTP_CA_FILE"]
+        async with email_service(tmp_path, secrets) as (services, _, _):
+            contact = await resident_contact(services)
+            message = await services.outbox.send(contact, "Antwoord")
+            assert message.delivery_status == "queued"
+            assert sink.messages == []
+            secrets["KCC_SMTP_TLS"] = "none"
+        async with email_service(tmp_path, secrets) as (services, _, _):
+            contact = await resident_contact(services)
+            message = await services.outbox.send(contact, "Antwoord")
+            assert message.delivery_status == "failed"
+            assert "zonder TLS" in (message.delivery_detail or "")
+    finally:
+        await sink.stop()

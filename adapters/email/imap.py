@@ -262,6 +262,8 @@ class ImapPoller:
             try:
                 handled = await self.poll_once()
                 backoff = 1.0
+                if handled is not None and handled >= self.settings.batch:
+                    continue  # more waiting: the next batch at once
                 if handled is None or self.connection is None:
                     await self._pause(self.settings.poll_seconds)  # another process polls
                 else:

@@ -156,11 +156,10 @@ def parse_mail(raw: bytes, limits: MailLimits | None = None) -> ParsedMail:
         cut_note = "\n\n[tekst ingekort; het volledige bericht is bijgevoegd]"
         text = text[: MAX_TEXT_CHARS - len(cut_note)] + cut_note
     attachments = [InboundAttachment("origineel.eml", "message/rfc822", raw)]
-    if full_text.strip() != text.strip():
+    full_bytes = full_text.encode("utf-8")
+    if full_text.strip() != text.strip() and len(full_bytes) <= limits.max_attachment_bytes:
         attachments.append(
-            InboundAttachment(
-                "volledige-tekst.txt", "text/plain; charset=utf-8", full_text.encode("utf-8")
-            )
+            InboundAttachment("volledige-tekst.txt", "text/plain; charset=utf-8", full_bytes)
         )
     attachments.extend(content.attachments)
     return ParsedMail(

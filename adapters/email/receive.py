@@ -27,6 +27,7 @@ from adapters.email.parse import (
     parse_mail,
     parse_message,
 )
+from contacts.attachments import AttachmentTooLarge
 from contacts.inbound import InboundError, InboundMessage, ResidentIdentity, normalise_email
 from contacts.models import Conversation
 from kcc.services import Services
@@ -58,6 +59,10 @@ class MailReceiver:
         except MailParseError as error:
             await self.quarantine(raw, str(error))
             return Received("quarantined")
+        except Exception as error:  # a parser bug on odd input: the same next time, so keep it
+            log.warning("e-mail parsing failed: %s", type(error).__name__)
+            await self.quarantine(raw, f"e-mail onleesbaar ({type(error).__name__})")
+            return Received("quarantined")
         if mail.automatic is not None:
             return await self._automatic(mail)
         thread_key, thread_channel = await self._thread(mail)
@@ -74,7 +79,7 @@ class MailReceiver:
         )
         try:
             result = await self.services.intake.receive(inbound)
-        except InboundError as error:
+        except (InboundError, AttachmentTooLarge) as error:
             await self.quarantine(raw, f"geen contact mogelijk: {error}")
             return Received("quarantined")
         log.info(

@@ -47,8 +47,16 @@ class SmtpSender:
             return Delivery("failed", detail="geen e-mailadres van de inwoner bekend")
         mail, message_id = await self.compose(message, resident.email, resident.name)
         settings = self.settings
-        if settings.password and settings.tls == "none" and settings.host not in LOOPBACK:
+        remote_login = bool(settings.password) and settings.host not in LOOPBACK
+        if remote_login and settings.tls == "none":
             return Delivery("failed", detail="SMTP-wachtwoord zonder TLS geweigerd (KCC_SMTP_TLS)")
+        # STARTTLS when the server offers it; required when we would log in to a remote server
+        # (a password never travels in clear text).
+        start_tls: bool | None = None
+        if settings.tls != "starttls":
+            start_tls = False
+        elif remote_login:
+            start_tls = True
         try:
             await aiosmtplib.send(
                 mail,
@@ -59,8 +67,7 @@ class SmtpSender:
                 username=settings.user or None,
                 password=settings.password or None,
                 use_tls=settings.tls == "tls",
-                # None: STARTTLS when the server offers it; False: never.
-                start_tls=None if settings.tls == "starttls" else False,
+                start_tls=start_tls,
                 tls_context=tls_context(settings.ca_file) if settings.tls != "none" else None,
                 timeout=settings.timeout,
             )
@@ -83,7 +90,7 @@ class SmtpSender:
         message_id = f"<kcc.{uuid.uuid4().hex}@{self.settings.domain}>"
         mail["From"] = self.settings.sender
         mail["To"] = Address(display_name=name or "", addr_spec=to)
-        mail["Subject"] = message.subject
+        mail["Subject"] = " ".join(message.subject.split())
         mail["Date"] = format_datetime(self.clock.now())
         mail["Message-ID"] = message_id
         references = await self._references(message)
