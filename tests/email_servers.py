@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.email.adapter import EmailAdapter
@@ -98,7 +99,19 @@ class Dovecot:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+def require_dovecot() -> None:
+    """Like the PostgreSQL and Redis fixtures: skipped where Dovecot is missing, except in CI
+    (`make setup` installs it from scripts/system-packages.txt)."""
+    if os.path.exists(DOVECOT) and shutil.which("openssl"):
+        return
+    message = "dovecot-imapd and openssl are not installed (make setup installs them)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def start_dovecot(tls: bool = False) -> Dovecot:
+    require_dovecot()
     # Its own directory, reachable by Dovecot's unprivileged processes (pytest's tmp_path is
     # private to the user running the tests); removed again by `stop`.
     root = Path(tempfile.mkdtemp(prefix="kcc-dovecot-"))

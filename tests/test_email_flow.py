@@ -60,7 +60,7 @@ def secrets_for(mailbox: Dovecot | None, sink: SmtpSink, lmtp: bool = False) -> 
 
 
 async def eventually_message(services: Services, message_id: str) -> Contact:
-    for _ in range(300):
+    for _ in range(600):
         found = await services.store.find_message("email", message_id)
         if found is not None:
             return found[0]
@@ -130,7 +130,7 @@ async def mail_flow(
         mailbox.append(answer)
         joined = await eventually_message(services, "<antwoord-1@bewoner.example.nl>")
         assert joined.reference == contact.reference
-        for _ in range(100):
+        for _ in range(600):
             current = await services.store.get(contact.id or 0)
             if current is not None and current.status == "assigned":
                 break
@@ -150,7 +150,7 @@ async def mail_flow(
         adapter,
     ):
         assert adapter.poller is not None
-        for _ in range(200):
+        for _ in range(600):
             if adapter.poller.rounds >= 1 and mailbox.uids("INBOX") == []:
                 break
             await asyncio.sleep(0.05)

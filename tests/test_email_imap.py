@@ -291,13 +291,13 @@ async def test_the_running_poller_wakes_on_idle(tmp_path: Path, mailbox: Dovecot
     }
     async with email_service(tmp_path / "service", secrets) as (services, _, adapter):
         assert adapter.poller is not None
-        for _ in range(200):
+        for _ in range(600):
             if adapter.poller.rounds >= 1:
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # into IDLE
         mailbox.append(fixture("quoted_printable.eml"))
-        for _ in range(200):
+        for _ in range(600):
             if await services.store.find_message("email", "<qp-1@mail.example.nl>"):
                 break
             await asyncio.sleep(0.05)
