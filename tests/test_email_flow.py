@@ -312,3 +312,11 @@ async def test_threading_by_reference_in_the_subject_and_across_channels(
         assert joined.reference == reference
         assert joined.channel == "webform"
         assert await contact_count(services) == 3
+
+        # Our own mail coming back (a copy in the mailbox, a forward to us) is no contact.
+        await deliver_lmtp("127.0.0.1", port, sent.raw)
+        await deliver_lmtp(
+            "127.0.0.1", port, resident_mail(MAILBOX, "Kopie", "Iets wat wij zelf stuurden.")
+        )
+        assert await contact_count(services) == 3
+        assert adapter.receiver.ignored == {"own": 2}

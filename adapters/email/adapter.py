@@ -5,6 +5,7 @@ channel is `email`, so this sender serves them."""
 from __future__ import annotations
 
 import logging
+from email.utils import parseaddr
 
 from adapters.channel import ChannelAdapter
 from adapters.email.imap import ImapPoller
@@ -24,7 +25,10 @@ class EmailAdapter(ChannelAdapter):
     def __init__(self, services: Services) -> None:
         super().__init__(services)
         self.settings = EmailSettings.from_settings(services.settings)
-        self.receiver = MailReceiver(services, self.settings.limits)
+        own = parseaddr(self.settings.smtp.sender)[1]
+        self.receiver = MailReceiver(
+            services, self.settings.limits, frozenset({own} if own else set())
+        )
         self.poller: ImapPoller | None = None
         self.lmtp: LmtpServer | None = None
         self.sender: SmtpSender | None = None

@@ -271,7 +271,9 @@ class ImapPoller:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # server or database away: back off, then again
-                log.warning("IMAP poll failed: %s", type(error).__name__)
+                # Our own ImapError texts are safe to log; others may quote server data.
+                detail = str(error) if isinstance(error, ImapError) else type(error).__name__
+                log.warning("IMAP poll failed: %s", detail)
                 await self._disconnect()
                 await self._pause(min(backoff, self.settings.poll_seconds))
                 backoff = min(backoff * 2, 300.0)

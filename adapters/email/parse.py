@@ -54,7 +54,7 @@ class MailLimits:
 class Automatic:
     """A mail written by a machine: never a contact, never answered."""
 
-    kind: str  # bounce | auto-reply | bulk | receipt
+    kind: str  # bounce | auto-reply | bulk | receipt | own (our own mail come back)
     signal: str  # which header or structure told us (no personal data)
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from adapters.email.parse import (
+    Automatic,
     MailLimits,
     MailParseError,
     ParsedMail,
@@ -46,9 +47,13 @@ class Received:
 
 
 class MailReceiver:
-    def __init__(self, services: Services, limits: MailLimits) -> None:
+    def __init__(
+        self, services: Services, limits: MailLimits, own_addresses: frozenset[str] = frozenset()
+    ) -> None:
         self.services = services
         self.limits = limits
+        # Our own sending addresses: a copy of our own mail in the mailbox is not a resident.
+        self.own_addresses = frozenset(address.lower() for address in own_addresses)
         # Automatic mail seen by this process, per kind (for the log and the tests).
         self.ignored: dict[str, int] = {}
 
@@ -63,6 +68,8 @@ class MailReceiver:
             log.warning("e-mail parsing failed: %s", type(error).__name__)
             await self.quarantine(raw, f"e-mail onleesbaar ({type(error).__name__})")
             return Received("quarantined")
+        if mail.automatic is None:
+            mail = await self._own_mail(mail)
         if mail.automatic is not None:
             return await self._automatic(mail)
         thread_key, thread_channel = await self._thread(mail)
@@ -131,6 +138,18 @@ class MailReceiver:
             return Received("bounce")
         log.info("automatic mail (%s) ignored: %s", kind, mail.automatic.signal)
         return Received("automatic")
+
+    async def _own_mail(self, mail: ParsedMail) -> ParsedMail:
+        """Our own mail coming back (a copy in the shared mailbox, a forwarding rule, a
+        resident's address that forwards to us) would otherwise become a contact and perhaps
+        be answered automatically: a loop."""
+        sender = (mail.sender_email or "").lower()
+        if sender in self.own_addresses:
+            return replace(mail, automatic=Automatic("own", "sender is our own address"))
+        found = await self.services.store.find_message("email", mail.message_id)
+        if found is not None and found[1].direction == "outbound":
+            return replace(mail, automatic=Automatic("own", "Message-ID of our own mail"))
+        return mail
 
     async def _thread(self, mail: ParsedMail) -> tuple[str, str | None]:
         store = self.services.store
