@@ -210,3 +210,13 @@ def test_a_bare_forward_keeps_its_content() -> None:
     )
     assert "De stoep is kapot." in strip_for_router(text, "Doorst: x")
     assert "De stoep is kapot." in strip_for_router(text, "")
+
+
+def test_a_residents_own_sentence_is_not_taken_for_an_attribution() -> None:
+    text = (
+        "Beste gemeente,\n\nOp 3 november schreef ik u al het volgende:\n"
+        "mijn container is niet geleegd. Wanneer komt u?"
+    )
+    assert strip_for_router(text) == text
+    reply = "Prima.\n\nOp 23-11-2026 om 10:12 schreef KCC:\nBeste mevrouw"
+    assert strip_for_router(reply) == "Prima."

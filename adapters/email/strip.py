@@ -42,6 +42,7 @@ _MOBILE = re.compile(
     r"sent\s+from\s+outlook.{0,30})\s*$",
     re.IGNORECASE,
 )
+_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
 _FORWARD_SUBJECT = re.compile(r"^\s*(fwd?|fw|doorst|tr|wg)\s*:", re.IGNORECASE)
 # A closing block longer than this is probably not a signature but more text.
 _MAX_CLOSING_LINES = 12
@@ -67,12 +68,12 @@ def _history_start(lines: list[str]) -> int | None:
     for index, line in enumerate(lines):
         if _ORIGINAL.match(line):
             return index
-        if _ATTRIBUTION.match(line):
+        if _ATTRIBUTION.match(line) and _attributes(line, lines[index + 1 :]):
             return index
         # Gmail wraps long attribution lines: "Op ma 3 nov. 2026 om 10:12 schreef Jan <\n..>:"
         if index + 1 < len(lines) and re.match(r"^\s*(op|on)\s", line, re.IGNORECASE):
             joined = f"{line} {lines[index + 1]}"
-            if _ATTRIBUTION.match(joined):
+            if _ATTRIBUTION.match(joined) and _attributes(joined, lines[index + 2 :]):
                 return index
         if _HEADER_FROM.match(line):
             following = lines[index + 1 : index + 5]
@@ -82,6 +83,15 @@ def _history_start(lines: list[str]) -> int | None:
                     start = index - 1
                 return start
     return None
+
+
+def _attributes(line: str, following: list[str]) -> bool:
+    """A mail client's attribution names a time or an address, or quoted lines follow it; a
+    resident's own "Op 3 november schreef ik u al:" does neither."""
+    if _TIME.search(line) or "@" in line:
+        return True
+    nonblank = next((f for f in following if f.strip()), "")
+    return nonblank.lstrip().startswith(">")
 
 
 def _without_signature(lines: list[str]) -> str:
