@@ -31,6 +31,8 @@ from adapters.email.settings import ImapSettings, tls_context
 from kcc.clock import Clock
 
 log = logging.getLogger(__name__)
+# aioimaplib logs whole server responses (mail content) at debug and some at info: personal data.
+logging.getLogger("aioimaplib.aioimaplib").setLevel(logging.WARNING)
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 COMMAND_TIMEOUT = 120.0

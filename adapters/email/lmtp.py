@@ -19,6 +19,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from adapters.email.receive import MailReceiver
 
 log = logging.getLogger(__name__)
+# aiosmtpd logs envelope addresses (and at debug, every line) under "mail.log": personal data.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 class _Handler:
