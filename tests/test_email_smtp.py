@@ -202,3 +202,12 @@ async def test_no_password_in_clear_text_to_a_remote_server(tmp_path: Path) -> N
             assert "zonder TLS" in (message.delivery_detail or "")
     finally:
         await sink.stop()
+
+
+def test_subject_keeps_only_this_contacts_reference() -> None:
+    from adapters.email.smtp import _subject
+
+    assert (
+        _subject("Re: Paspoort [KCC-2026-000001] [KCC-2026-000005]", "KCC-2026-000005")
+        == "Re: Paspoort [KCC-2026-000005]"
+    )

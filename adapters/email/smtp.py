@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 AUTOMATIC_PURPOSES = frozenset({Purpose.acknowledgement, Purpose.extension, Purpose.reminder})
 _MESSAGE_ID = re.compile(r"^<[^<>\s]{1,250}>$")
+_REFERENCE = re.compile(r"\[\s*KCC-\d{4}-\d{6}\s*\]")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -90,7 +91,7 @@ class SmtpSender:
         message_id = f"<kcc.{uuid.uuid4().hex}@{self.settings.domain}>"
         mail["From"] = self.settings.sender
         mail["To"] = Address(display_name=name or "", addr_spec=to)
-        mail["Subject"] = " ".join(message.subject.split())
+        mail["Subject"] = _subject(message.subject, message.reference)
         mail["Date"] = format_datetime(self.clock.now())
         mail["Message-ID"] = message_id
         references = await self._references(message)
@@ -122,6 +123,13 @@ class SmtpSender:
                 found.remove(answered)
             found.append(answered)
         return found[-20:]
+
+
+def _subject(subject: str, reference: str) -> str:
+    """One line, and only this contact's reference: a subject taken from a resident's answer
+    may carry an older one ("Re: ... [KCC-2026-000001]")."""
+    cleaned = _REFERENCE.sub(lambda m: m.group(0) if reference in m.group(0) else "", subject)
+    return " ".join(cleaned.split())
 
 
 def _refused(code: int) -> Delivery:
