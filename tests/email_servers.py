@@ -110,7 +110,9 @@ def require_dovecot() -> None:
     pytest.skip(message)
 
 
-def start_dovecot(tls: bool = False) -> Dovecot:
+def start_dovecot(tls: bool = False, capabilities: str | None = None) -> Dovecot:
+    """`capabilities`: the list announced after login instead of Dovecot's own (to test a
+    server without IDLE or MOVE)."""
     require_dovecot()
     # Its own directory, reachable by Dovecot's unprivileged processes (pytest's tmp_path is
     # private to the user running the tests); removed again by `stop`.
@@ -130,6 +132,8 @@ def start_dovecot(tls: bool = False) -> Dovecot:
         port = free_port()
         tls_port = free_port() if tls else None
         config = _config(root, port, tls_port, cert, key, as_root)
+        if capabilities:
+            config += f"imap_capability = {capabilities}\n"
         (root / "dovecot.conf").write_text(config)
         process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(root / "dovecot.conf")],
@@ -215,8 +219,8 @@ service stats {{
 
 
 @contextlib.contextmanager
-def dovecot(tls: bool = False) -> Iterator[Dovecot]:
-    server = start_dovecot(tls)
+def dovecot(tls: bool = False, capabilities: str | None = None) -> Iterator[Dovecot]:
+    server = start_dovecot(tls, capabilities)
     try:
         yield server
     finally:

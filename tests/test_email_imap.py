@@ -329,3 +329,33 @@ async def test_a_mail_the_parser_chokes_on_does_not_block_the_mailbox(
     assert item.reason == "e-mail onleesbaar (KeyError)"
     assert item.provider_id == "<cp1252-1@mail.example.nl>"
     assert mailbox.uids("INBOX") == []
+
+
+async def test_a_server_without_idle_or_move_is_polled_and_copied(tmp_path: Path) -> None:
+    with dovecot(capabilities="IMAP4rev1 LITERAL+ UIDPLUS") as server:
+        secrets = {
+            "KCC_IMAP_HOST": "127.0.0.1",
+            "KCC_IMAP_PORT": str(server.port),
+            "KCC_IMAP_USER": server.user,
+            "KCC_IMAP_PASSWORD": server.password,
+            "KCC_IMAP_TLS": "none",
+            "KCC_IMAP_POLL_SECONDS": "0.5",
+        }
+        server.append(fixture("html_only.eml"))
+        async with email_service(tmp_path / "service", secrets) as (services, _, adapter):
+            assert adapter.poller is not None
+            for _ in range(600):
+                if adapter.poller.connection is not None and adapter.poller.rounds >= 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert adapter.poller.connection is not None
+            assert "IDLE" not in adapter.poller.connection.capabilities
+            assert "MOVE" not in adapter.poller.connection.capabilities
+            server.append(fixture("emoji.eml"))
+            for _ in range(600):
+                if await services.store.find_message("email", "<emoji-1@mail.example.nl>"):
+                    break
+                await asyncio.sleep(0.05)
+            assert await contact_count(services) == 2
+        assert server.uids("INBOX") == []  # copied, flagged \Deleted and expunged
+        assert len(server.uids("Verwerkt")) == 2
