@@ -359,3 +359,18 @@ async def test_a_server_without_idle_or_move_is_polled_and_copied(tmp_path: Path
             assert await contact_count(services) == 2
         assert server.uids("INBOX") == []  # copied, flagged \Deleted and expunged
         assert len(server.uids("Verwerkt")) == 2
+
+
+async def test_refused_login_and_clear_text_to_a_remote_server(
+    mailbox: Dovecot, service: Services
+) -> None:
+    from adapters.email.imap import ImapError
+
+    wrong = poller(service, imap_settings(mailbox, password="fout"))
+    with pytest.raises(ImapError, match="login refused"):
+        await wrong.poll_once()
+    await wrong.stop()
+    remote = poller(service, imap_settings(mailbox, host="imap.example.nl"))
+    with pytest.raises(ImapError, match="only allowed on loopback"):
+        await remote.poll_once()
+    await remote.stop()
