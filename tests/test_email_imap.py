@@ -374,3 +374,28 @@ async def test_refused_login_and_clear_text_to_a_remote_server(
     with pytest.raises(ImapError, match="only allowed on loopback"):
         await remote.poll_once()
     await remote.stop()
+
+
+async def test_a_huge_mail_is_quarantined_without_fetching_it(
+    mailbox: Dovecot, service: Services
+) -> None:
+    from email.message import EmailMessage
+
+    mail = EmailMessage()
+    mail["From"] = "architect@example.nl"
+    mail["To"] = "kcc@gemeente.example.nl"
+    mail["Subject"] = "Bouwtekeningen"
+    mail["Message-ID"] = "<huge-1@example.nl>"
+    mail.set_content("Zie de tekeningen.")
+    mail.add_attachment(
+        bytes(range(256)) * (84 * 1024), maintype="application", subtype="pdf", filename="x.pdf"
+    )  # 21 MB, over the default 20 MiB
+    mailbox.append(mail.as_bytes())
+    reader = poller(service, imap_settings(mailbox))  # default limits
+    assert await reader.poll_once() == 1
+    await reader.stop()
+    item = await service.quarantine.by_provider_id("email", "<huge-1@example.nl>")
+    assert item is not None and "groter dan 20971520 bytes" in item.reason
+    assert item.size < 10_000  # only the headers were fetched and kept
+    assert await contact_count(service) == 0
+    assert len(mailbox.uids("Verwerkt")) == 1  # the mail itself stays on the server
