@@ -220,3 +220,10 @@ def test_a_residents_own_sentence_is_not_taken_for_an_attribution() -> None:
     assert strip_for_router(text) == text
     reply = "Prima.\n\nOp 23-11-2026 om 10:12 schreef KCC:\nBeste mevrouw"
     assert strip_for_router(reply) == "Prima."
+
+
+def test_plain_text_bounce_from_mailer_daemon() -> None:
+    mail = parsed("mailer_daemon_plain.eml")
+    assert mail.automatic is not None and mail.automatic.kind == "bounce"
+    # Its own Message-ID is not taken for the returned one.
+    assert mail.bounced_ids == ("<kcc.bounced-0002@gemeente.example.nl>",)

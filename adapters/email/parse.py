@@ -245,6 +245,13 @@ def _bounce_details(message: Message) -> tuple[list[str], str | None]:
             if isinstance(data, bytes):
                 headers = HeaderParser(policy=policy.default).parsestr(decode_bytes(data, None))
                 ids.extend(message_ids(header_text(headers, "Message-ID")))
+    if not ids:
+        # An old-style bounce quotes the returned mail as text: its Message-ID header line.
+        for part in message.walk():
+            if part.get_content_type() == "text/plain":
+                for line in part_text(part).split("\n"):
+                    if line.lower().startswith("message-id:"):
+                        ids.extend(message_ids(line))
     return list(dict.fromkeys(ids)), status
 
 
