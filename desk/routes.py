@@ -25,6 +25,7 @@ from desk.sessions import (
     SECURE_SIGNIN_COOKIE,
     SESSION_KEY,
     SIGNIN_COOKIE,
+    SignedIn,
     cookie_names,
     desk_store,
     set_cookie,
@@ -194,7 +195,11 @@ async def signout(request: web.Request) -> web.Response:
 # --- pages ----------------------------------------------------------------------------------------
 
 
-async def page_agent(request: web.Request, roles: frozenset[str], path: str) -> Any:
+async def page_agent(
+    request: web.Request, roles: frozenset[str], path: str
+) -> tuple[Agent | None, SignedIn]:
+    """The signed-in agent when their role may see this page (None: signed in, wrong role);
+    without a session, to the sign-in page."""
     services = request.app[SERVICES]
     current = await signed_in(request, services)
     if current is None:
