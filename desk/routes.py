@@ -70,6 +70,9 @@ CHANNEL_LABELS = {
     "post": "Post",
     "phone": "Telefoon",
     "counter": "Balie",
+    "callback": "Terugbellen",
+    "chat": "Chat",
+    "written": "Schriftelijk",
 }
 SUPPORT_LABELS = {
     "interpreter": "Tolk nodig",

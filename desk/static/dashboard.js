@@ -100,15 +100,17 @@
     const body = $("norms").tBodies[0];
     clear(body);
     if (result.ok && result.data && Array.isArray(result.data.norms)) {
+      // The SLA report gives target and realisation in percent.
       for (const n of result.data.norms) {
-        const realised = n.percentage === null || n.percentage === undefined ? "—" : (n.percentage > 1 ? n.percentage : n.percentage * 100).toFixed(1) + "%";
-        body.append(row([n.label || n.norm, percent(n.target > 1 ? n.target / 100 : n.target), realised, n.within + " / " + n.total +
-          (n.open_overdue ? " (" + n.open_overdue + " open over tijd)" : "")]));
+        const realised = n.measured === false ? "extern gemeten"
+          : n.percentage === null || n.percentage === undefined ? "—" : n.percentage.toFixed(1) + "%";
+        body.append(row([n.label || n.norm, n.channel === "*" ? "alle" : label(n.channel), n.target + "%", realised,
+          n.within + " / " + n.total + (n.open_overdue ? " (" + n.open_overdue + " open over tijd)" : "")]));
       }
       message($("norms-message"), "");
       return;
     }
-    for (const n of cfg.norms || []) body.append(row([n.label, percent(n.target), "niet beschikbaar", "—"]));
+    for (const n of cfg.norms || []) body.append(row([n.label, label(n.channel), percent(n.target), "niet beschikbaar", "—"]));
     message($("norms-message"), result.status === 404 ? "Realisatie niet beschikbaar: de SLA-rapportage is in deze installatie (nog) niet aanwezig." : errorText(result), result.status !== 404);
   }
 

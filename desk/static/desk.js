@@ -238,7 +238,8 @@
       insert.addEventListener("click", () => insertArticle(article));
       results.append(el("li", {},
         el("div", { className: "kb-title" }, article.title),
-        el("p", { className: "kb-text" }, article.text),
+        // Focusable: a long answer scrolls, and keyboard users must be able to scroll it too.
+        el("p", { className: "kb-text", tabindex: "0", role: "region", "aria-label": "Tekst: " + article.title }, article.text),
         el("div", { className: "buttons" }, insert,
           article.link ? el("a", { href: article.link, target: "_blank", rel: "noopener" }, "Bron") : null)));
     }
