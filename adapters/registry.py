@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from adapters.channel import ChannelAdapter
 from adapters.webform.handlers import WebformAdapter
+from adapters.whatsapp.adapter import WhatsAppAdapter
 from kcc.services import Services
 
 
 def build_adapters(services: Services) -> list[ChannelAdapter]:
     return [
         WebformAdapter(services),
+        WhatsAppAdapter(services),
     ]

@@ -133,6 +133,18 @@ async def reply(request: web.Request) -> web.Response:
     if contact.status not in (Status.assigned, Status.answered, Status.waiting_on_resident):
         raise TransitionError(f"a contact that is {contact.status} cannot be answered")
     message = await services.outbox.reply(contact, agent.id, body.text)
+    if message.delivery_status == "failed":
+        # The channel refused it for good (e.g. WhatsApp's 24-hour window): not answered, and
+        # the agent is told why; the refused message stays on the contact's record.
+        services.metrics.replies.labels(message.channel, message.delivery_status).inc()
+        return web.json_response(
+            {
+                "error": message.delivery_detail or "het bericht kon niet worden verstuurd",
+                "message": message_view(message),
+                "status": contact.status,
+            },
+            status=422,
+        )
     now = services.clock.now()
     was_waiting = contact.status == Status.waiting_on_resident
     updated = await services.store.change(
