@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adapters.channel import ChannelAdapter
+from adapters.phone.adapter import PhoneAdapter
 from adapters.webform.handlers import WebformAdapter
 from adapters.whatsapp.adapter import WhatsAppAdapter
 from kcc.services import Services
@@ -12,4 +13,5 @@ def build_adapters(services: Services) -> list[ChannelAdapter]:
     return [
         WebformAdapter(services),
         WhatsAppAdapter(services),
+        PhoneAdapter(services),
     ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.phone.calls import CallStore, call_view
 from contacts.inbound import InboundMessage, ResidentIdentity
 from contacts.models import HELD_STATUSES, Agent, AgentRole, Contact, Status
 from contacts.store import TransitionError
@@ -103,7 +104,13 @@ async def full_view(services: Services, contact: Contact) -> dict[str, Any]:
         "events": [event_view(e) for e in await store.events(contact.id or 0)],
         "attachments": [attachment_view(a) for a in await store.attachments(contact.id or 0)],
         "history": history,
-    }
+    } | ({"call": await phone_call(services, contact)} if contact.channel == "phone" else {})
+
+
+async def phone_call(services: Services, contact: Contact) -> dict[str, Any] | None:
+    """A phone contact's call: wait, answered or abandoned, duration (the phone norms)."""
+    calls = CallStore(services.store.sessions, services.store.readers)
+    return call_view(await calls.for_contact(contact.id or 0))
 
 
 async def get_contact(request: web.Request) -> web.Response:
