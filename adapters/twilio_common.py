@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import tomllib
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +38,18 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 # Twilio's API hosts (api.twilio.com and its edge/region variants) all end in this.
 TWILIO_DOMAIN = ".twilio.com"
 
-_warned: set[tuple[str, str]] = set()
+# Per running service (tests build many in one process): its object, and what it said already.
+_warned: dict[int, tuple[weakref.ref[Services], set[tuple[str, str]]]] = {}
 
 
-def warn_once(channel: str, reason: str) -> None:
-    """A misconfiguration is logged once per process and reason, not per request."""
-    if (channel, reason) not in _warned:
-        _warned.add((channel, reason))
+def warn_once(services: Services, channel: str, reason: str) -> None:
+    """A misconfiguration is logged once per service and reason, not per request."""
+    entry = _warned.get(id(services))
+    if entry is None or entry[0]() is not services:
+        entry = (weakref.ref(services), set())
+        _warned[id(services)] = entry
+    if (channel, reason) not in entry[1]:
+        entry[1].add((channel, reason))
         log.warning("%s: %s", channel, reason)
 
 
@@ -143,7 +149,7 @@ async def signed_form(
         missing = ", ".join(
             missing_credentials(services, ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"))
         )
-        warn_once(channel, f"webhooks refused: {missing} not configured")
+        warn_once(services, channel, f"webhooks refused: {missing} not configured")
         raise refuse(services, channel, 403, "not_configured", "channel not configured")
     if request.content_type != FORM_TYPE:
         raise refuse(

@@ -36,7 +36,7 @@ from datetime import timedelta
 from urllib.parse import quote
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import Field
 from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
@@ -60,6 +60,7 @@ from contacts.models import HELD_STATUSES, OPEN_STATUSES, Contact, Status
 from contacts.store import TransitionError
 from kcc.api.auth import STAFF_ROLES, authenticate, require_role
 from kcc.api.contacts import acting_agent, load_contact
+from kcc.api.schemas import Strict
 from kcc.services import Services
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ NO_SMS = (
 )
 
 
-class CallRequest(BaseModel):
+class CallRequest(Strict):
     # The agent's own phone number: Twilio calls it and connects the resident.
     phone: str = Field(min_length=6, max_length=32)
 
@@ -118,7 +119,11 @@ class PhoneAdapter(ChannelAdapter):
     async def start(self) -> None:
         account = TwilioAccount.from_services(self.services)
         if account is None:
-            warn_once(CHANNEL, "no outbound sender: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN unset")
+            warn_once(
+                self.services,
+                CHANNEL,
+                "no outbound sender: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN unset",
+            )
             return
         self.sender = SmsSender(
             self.services, account, self.services.settings.secret("TWILIO_SMS_FROM")

@@ -70,6 +70,7 @@ class WhatsAppAdapter(ChannelAdapter):
         sender_number = self.services.settings.secret("TWILIO_WHATSAPP_FROM")
         if account is None or not sender_number:
             warn_once(
+                self.services,
                 CHANNEL,
                 "no outbound sender: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and "
                 "TWILIO_WHATSAPP_FROM are needed; replies wait in the outbox",
@@ -209,7 +210,7 @@ class WhatsAppSender:
         public = services.settings.public_url.rstrip("/")
         self.status_callback = f"{public}{STATUS_PATH}" if public else None
         if not public:
-            warn_once(CHANNEL, "KCC_PUBLIC_URL not set: no delivery status callbacks")
+            warn_once(services, CHANNEL, "KCC_PUBLIC_URL not set: no delivery status callbacks")
 
     async def close(self) -> None:
         await self.http.close()
