@@ -243,6 +243,7 @@ class PhoneConfig:
     menu_prompt: str = ""
     menu: tuple[MenuChoice, ...] = ()
     callback_offer_after_seconds: float = 30.0
+    answer_within_seconds: float = 30.0
     callback_answer_hours: float = 24.0
     callback_priority: int = 15
     hold_music_url: str = ""
@@ -280,6 +281,7 @@ class TwilioConfig:
             menu_prompt=str(ph.get("menu_prompt", "")),
             menu=tuple(MenuChoice(str(c["digit"]), str(c["text"])) for c in ph.get("menu", [])),
             callback_offer_after_seconds=float(ph.get("callback_offer_after_seconds", 30)),
+            answer_within_seconds=float(ph.get("answer_within_seconds", 30)),
             callback_answer_hours=float(ph.get("callback_answer_hours", 24)),
             callback_priority=int(ph.get("callback_priority", 15)),
             hold_music_url=str(ph.get("hold_music_url", "")),

@@ -13,6 +13,7 @@ import pytest
 
 from contacts.models import Status
 from sandbox.twilio import Call, call_in, new_sid
+from tests.helpers import bearer, token_for
 from tests.twilio_helpers import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -246,6 +247,37 @@ async def test_hanging_up_while_waiting_is_abandoned(tmp_path: Path) -> None:
         await third.status("completed", duration=25)
         third_contact = await world.services.store.get((await contact_of(world, third)).id or 0)
         assert third_contact is not None and third_contact.outcome == "abandoned"
+
+
+async def test_phone_norms_for_team_leads(tmp_path: Path) -> None:
+    async with twilio_world(tmp_path) as world:
+        quick, slow, gone, patient, waiting = [
+            await call(world, "2", caller=f"+3161111111{i}") for i in range(5)
+        ]
+        await quick.post("/channels/phone/bridged", QueueTime="12")
+        await slow.post("/channels/phone/bridged", QueueTime="45")
+        # Enqueue's action may also point at the status URL: the same answer there.
+        await gone.post("/channels/phone/status", QueueResult="hangup", QueueTime="41")
+        await patient.press(await patient.wait(35), "1", 35)
+        assert waiting.queue is not None
+
+        lead = bearer(await token_for(world.services, "Lotte", role="teamlead"))
+        norms = await (await world.client.get("/api/phone/norms?hours=1", headers=lead)).json()
+        assert norms["answer_within_seconds"] == 30
+        assert (norms["calls"], norms["waiting"], norms["answered"]) == (5, 1, 2)
+        assert (norms["answered_within_threshold"], norms["abandoned"]) == (1, 1)
+        assert norms["callback_requests"] == 1
+        assert norms["service_level"] == 0.333  # 1 of 2 answered + 1 abandoned
+        assert norms["abandoned_rate"] == 0.25  # 1 of 4 that left the line
+        assert norms["average_wait_answered_seconds"] == 28.5
+        assert norms["average_wait_abandoned_seconds"] == 41
+        agent = await available_agent(world, "Bram", AFVAL_PHONE_AGENT)
+        assert (await world.client.get("/api/phone/norms", headers=agent)).status == 403
+        bad = await world.client.get("/api/phone/norms?hours=-1", headers=lead)
+        assert bad.status == 400
+        world.clock.advance(timedelta(hours=2))
+        later = await (await world.client.get("/api/phone/norms?hours=1", headers=lead)).json()
+        assert later["calls"] == 0 and later["service_level"] is None
 
 
 async def test_webhooks_are_signed_and_need_credentials(

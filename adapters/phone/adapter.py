@@ -58,7 +58,7 @@ from adapters.twilio_common import (
 from contacts.inbound import InboundError, InboundMessage, ResidentIdentity, normalise_phone
 from contacts.models import HELD_STATUSES, OPEN_STATUSES, Contact, Status
 from contacts.store import TransitionError
-from kcc.api.auth import STAFF_ROLES, authenticate, require_role
+from kcc.api.auth import LEAD_ROLES, STAFF_ROLES, authenticate, require_role
 from kcc.api.contacts import acting_agent, load_contact
 from kcc.api.schemas import Strict
 from kcc.services import Services
@@ -115,6 +115,7 @@ class PhoneAdapter(ChannelAdapter):
         app.router.add_post("/channels/phone/agent", self.agent_leg)
         app.router.add_post(SMS_STATUS, self.sms_status)
         app.router.add_post("/api/contacts/{reference}/call", self.call_api)
+        app.router.add_get("/api/phone/norms", self.norms_api)
 
     async def start(self) -> None:
         account = TwilioAccount.from_services(self.services)
@@ -324,8 +325,11 @@ class PhoneAdapter(ChannelAdapter):
 
     async def enqueued(self, request: web.Request) -> web.Response:
         """Enqueue's action: why the caller left the queue."""
+        form = await signed_form(request, self.services, CHANNEL)
+        return await self.left_queue(form)
+
+    async def left_queue(self, form: Mapping[str, str]) -> web.Response:
         services = self.services
-        form = await signed_form(request, services, CHANNEL)
         call_sid = required(services, CHANNEL, form, "CallSid")
         result = form.get("QueueResult", "").strip()
         waited = seconds(form.get("QueueTime"))
@@ -367,6 +371,9 @@ class PhoneAdapter(ChannelAdapter):
         resident's leg (answered = we reached them)."""
         services = self.services
         form = await signed_form(request, services, CHANNEL)
+        if "QueueResult" in form:
+            # Enqueue's action pointed here instead of /channels/phone/enqueued: same answer.
+            return await self.left_queue(form)
         call_sid = required(services, CHANNEL, form, "CallSid")
         call_status = form.get("CallStatus", "").strip()
         now = services.clock.now()
@@ -604,6 +611,25 @@ class PhoneAdapter(ChannelAdapter):
         return web.json_response(
             {"reference": contact.reference, "call_sid": created.sid, "callback": is_callback},
             status=201,
+        )
+
+    async def norms_api(self, request: web.Request) -> web.Response:
+        """`GET /api/phone/norms?hours=24` (team leads): service level and abandoned rate from
+        the recorded calls, the same in every process and across restarts."""
+        services = self.services
+        agent = await authenticate(request, services)
+        require_role(agent, LEAD_ROLES)
+        try:
+            hours = float(request.query.get("hours", "24"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="hours must be a number") from None
+        if not 0 < hours <= 24 * 366:
+            raise web.HTTPBadRequest(text="hours must be between 0 and 8784")
+        threshold = self.config.answer_within_seconds
+        since = services.clock.now() - timedelta(hours=hours)
+        figures = await self.calls.norms(since, threshold)
+        return web.json_response(
+            {"since": since.isoformat(), "answer_within_seconds": threshold, **figures}
         )
 
     async def sms_status(self, request: web.Request) -> web.Response:

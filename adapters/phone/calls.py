@@ -92,6 +92,55 @@ class CallStore:
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+    async def norms(self, since: datetime, answer_within: float) -> dict[str, Any]:
+        """The phone norms over the calls that came in since `since`: the service level (answered
+        within `answer_within` seconds / answered + abandoned) and the abandoned rate
+        (abandoned / every call that left the line: answered, abandoned or callback)."""
+        within = sa.func.sum(
+            sa.case((col(PhoneCall.wait_seconds) <= answer_within, 1), else_=0)
+        )
+        async with self.readers() as session:
+            rows = await session.execute(
+                select(  # type: ignore[call-overload]
+                    PhoneCall.status,
+                    sa.func.count(),
+                    within,
+                    sa.func.avg(PhoneCall.wait_seconds),
+                    sa.func.max(PhoneCall.wait_seconds),
+                )
+                .where(col(PhoneCall.created_at) >= since)
+                .group_by(col(PhoneCall.status))
+            )
+            by_status = {row[0]: row[1:] for row in rows}
+
+        def count(status: str) -> int:
+            return int(by_status[status][0]) if status in by_status else 0
+
+        answered, abandoned, callback = count(ANSWERED), count(ABANDONED), count(CALLBACK)
+        answered_in_time = int(by_status[ANSWERED][1] or 0) if ANSWERED in by_status else 0
+        left = answered + abandoned + callback
+
+        def wait(status: str, index: int) -> float | None:
+            value = by_status[status][index] if status in by_status else None
+            return round(float(value), 1) if value is not None else None
+
+        return {
+            "calls": left + count(WAITING),
+            "waiting": count(WAITING),
+            "answered": answered,
+            "answered_within_threshold": answered_in_time,
+            "abandoned": abandoned,
+            "callback_requests": callback,
+            "service_level": round(answered_in_time / (answered + abandoned), 3)
+            if answered + abandoned
+            else None,
+            "abandoned_rate": round(abandoned / left, 3) if left else None,
+            "average_wait_answered_seconds": wait(ANSWERED, 2),
+            "longest_wait_answered_seconds": wait(ANSWERED, 3),
+            "average_wait_abandoned_seconds": wait(ABANDONED, 2),
+        }
+
+
 def call_view(call: PhoneCall | None) -> dict[str, Any] | None:
     if call is None:
         return None

@@ -143,6 +143,15 @@ def document() -> dict[str, Any]:
                     extra={"502": ERROR, "503": ERROR},
                 )
             },
+            "/api/phone/norms": {
+                "get": _op(
+                    "Team leads: phone service level (answered within the threshold) and "
+                    "abandoned rate over the last `hours` (default 24)",
+                    params=[
+                        {"name": "hours", "in": "query", "schema": {"type": "number"}},
+                    ],
+                )
+            },
             "/api/queues": {"get": _op("Per queue: waiting, oldest wait, agents available")},
             "/api/agents/me": {"get": _op("Who am I, my status, load and open contacts")},
             "/api/agents/me/status": {"post": _op("Set my status", "StatusRequest")},
