@@ -269,6 +269,16 @@ async def test_media_are_downloaded_with_limits_and_never_silently_dropped(
         await whatsapp(world, "Kijk, de container is kapot", media=media, message_sid=sid)
         assert len(fake.media_fetches) == 2
 
+        # A MediaUrl outside Twilio never gets the account's credentials.
+        elsewhere = await whatsapp(
+            world,
+            "Zie bijlage",
+            from_number="+31622222222",
+            media=[("http://169.254.169.254/latest/meta-data", "image/png")],
+        )
+        found = await world.services.store.find_message("whatsapp", elsewhere)
+        assert found is not None and "onbekende bron" in found[1].body
+
         # Twilio's media store is down: the text still becomes a contact, the agent is told.
         fake.media_unavailable = True
         lost = await whatsapp(
