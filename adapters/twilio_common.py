@@ -75,13 +75,18 @@ def missing_credentials(services: Services, names: tuple[str, ...]) -> list[str]
 # --- the REST client ---------------------------------------------------------------------------
 
 
+_sdk_log = logging.getLogger(__name__ + ".sdk")
+_sdk_log.setLevel(logging.WARNING)
+
+
 class RebasedHttpClient(AsyncTwilioHttpClient):
     """The SDK's own async HTTP client, with requests for Twilio's hosts sent to another base URL
     (the sandbox). The SDK builds absolute `https://api.twilio.com/...` URLs and offers only edge
     and region to vary the host, so the rewrite happens at the one place every request passes."""
 
     def __init__(self, base_url: str, timeout: float = 15.0) -> None:
-        super().__init__(timeout=timeout)
+        # The SDK logs every request and response at INFO; only its warnings belong in our logs.
+        super().__init__(timeout=timeout, logger=_sdk_log)
         self.base = urlsplit(base_url) if base_url else None
 
     async def request(

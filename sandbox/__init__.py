@@ -1,1 +1,1 @@
-"""Local stand-ins for external providers (tests and the demo only, never production)."""
+"""Local stand-ins for external providers (tests and the demo; never production)."""
