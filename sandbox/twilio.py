@@ -163,7 +163,7 @@ class Call:
         element = self.enqueue_element()
         return await self.post(
             element.get("waitUrl") or "",
-            QueueSid=new_sid("QU"),
+            QueueSid=self.queue_sid,
             QueuePosition=str(position),
             QueueTime=str(queue_time),
             AvgQueueTime=str(queue_time),
@@ -185,8 +185,13 @@ class Call:
             element.get("action") or "",
             QueueResult=result,
             QueueTime=str(queue_time),
-            QueueSid=new_sid("QU"),
+            QueueSid=self.queue_sid,
         )
+
+    @property
+    def queue_sid(self) -> str:
+        """The Twilio queue holding this call (one per call, so derived from the call)."""
+        return "QU" + self.call_sid[2:]
 
     async def status(self, call_status: str, duration: int | None = None) -> WebhookAnswer:
         extra = {"CallStatus": call_status}
@@ -236,6 +241,7 @@ class FakeTwilio:
         self.media_fetches: list[str] = []
         self.failures: list[Failure] = []  # answered to the next API requests, in order
         self.media_unavailable = False
+        self.deleted_queues: list[str] = []
         # Where status callbacks really go: public base URL -> address the service listens on.
         self.routes: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
@@ -245,6 +251,7 @@ class FakeTwilio:
         app.router.add_post(prefix + "/Messages.json", self._create_message)
         app.router.add_post(prefix + "/Calls.json", self._create_call)
         app.router.add_get(prefix + "/Messages/{message}/Media/{media}", self._media)
+        app.router.add_delete(prefix + "/Queues/{queue}.json", self._delete_queue)
         self.app = app
         # Twilio's media links redirect to storage on another origin (pre-signed, no auth).
         storage = web.Application()
@@ -385,6 +392,12 @@ class FakeTwilio:
             },
             status=201,
         )
+
+    async def _delete_queue(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _error(401, 20003, "Authenticate")
+        self.deleted_queues.append(request.match_info["queue"])
+        return web.Response(status=204)
 
     # --- status callbacks -------------------------------------------------------------------
 

@@ -224,6 +224,7 @@ async def test_hanging_up_while_waiting_is_abandoned(tmp_path: Path) -> None:
         await placed.leave_queue("hangup", 41)
         await placed.status("completed", duration=50)
         await placed.leave_queue("hangup", 41)  # repeated: counted once
+        assert world.fake.deleted_queues[0] == placed.queue_sid  # Twilio keeps queues otherwise
         closed = await world.services.store.get(contact.id or 0)
         assert closed is not None
         assert (closed.status, closed.outcome) == (Status.closed, "abandoned")

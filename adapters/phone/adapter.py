@@ -29,15 +29,18 @@ SMS when `TWILIO_SMS_FROM` is set, and fail with a clear reason otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from urllib.parse import quote
 
+import aiohttp
 from aiohttp import web
 from pydantic import Field
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from adapters.channel import ChannelAdapter
@@ -46,6 +49,7 @@ from adapters.phone.calls import ABANDONED, ANSWERED, CALLBACK, CallStore
 from adapters.twilio_common import (
     EMPTY_TWIML,
     PhoneConfig,
+    RebasedHttpClient,
     TwilioAccount,
     TwilioConfig,
     make_client,
@@ -104,6 +108,7 @@ class PhoneAdapter(ChannelAdapter):
         self.config: PhoneConfig = TwilioConfig.load(services.settings.config_dir).phone
         self.calls = CallStore(services.store.sessions, services.store.readers)
         self.sender: SmsSender | None = None
+        self.rest: tuple[Client, RebasedHttpClient] | None = None
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(VOICE, self.voice)
@@ -130,12 +135,28 @@ class PhoneAdapter(ChannelAdapter):
             self.services, account, self.services.settings.secret("TWILIO_SMS_FROM")
         )
         self.services.outbox.register(CHANNEL, self.sender)
+        self.rest = make_client(account)
 
     async def stop(self) -> None:
         if self.sender is not None:
             self.services.outbox.unregister(CHANNEL)
             await self.sender.close()
             self.sender = None
+        if self.rest is not None:
+            await self.rest[1].close()
+            self.rest = None
+
+    async def delete_queue(self, queue_sid: str) -> None:
+        """Twilio keeps every queue until deleted ("inactive queues should be deleted"); ours
+        hold one call each, so a queue is removed once its caller left it. Best effort: a
+        failure only leaves an empty queue behind."""
+        if self.rest is None or not queue_sid.startswith("QU") or len(queue_sid) > 64:
+            return
+        try:
+            async with asyncio.timeout(5):
+                await self.rest[0].queues(queue_sid).delete_async()
+        except (TwilioRestException, TwilioException, aiohttp.ClientError, TimeoutError) as error:
+            log.info("phone: empty queue %s not deleted: %s", queue_sid, type(error).__name__)
 
     # --- TwiML pieces -------------------------------------------------------------------------
 
@@ -334,6 +355,8 @@ class PhoneAdapter(ChannelAdapter):
         result = form.get("QueueResult", "").strip()
         waited = seconds(form.get("QueueTime"))
         found = await services.store.find_message(CHANNEL, call_sid)
+        if result in ("bridged", "hangup", "leave", "redirected", "error", "system-error"):
+            await self.delete_queue(form.get("QueueSid", "").strip())
         response = VoiceResponse()
         if result == "leave":
             self.say(
