@@ -4,6 +4,7 @@ wait position, callback requests, answered and abandoned calls with their wait t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from adapters.phone.calls import CallStore
 from contacts.models import Status
 from sandbox.twilio import Call, call_in, new_sid
 from tests.helpers import bearer, token_for
@@ -95,6 +97,22 @@ async def test_a_call_is_classified_queued_and_told_its_place(tmp_path: Path) ->
         again = await first.post("/channels/phone/voice", Digits="2")
         assert again.twiml().findtext("Enqueue") == contact.reference
         assert await world.services.store.queued_count() == 4
+
+
+async def test_the_same_call_twice_at_once_is_one_contact(tmp_path: Path) -> None:
+    async with twilio_world(tmp_path) as world:
+        placed = Call(world.hooks, new_sid("CA"), CALLER, PHONE_NUMBER)
+        answers = await asyncio.gather(
+            *(placed.post("/channels/phone/voice?menu=done", Digits="2") for _ in range(4))
+        )
+        assert {a.twiml().findtext("Enqueue") for a in answers} == {placed.queue}
+        assert await world.services.store.queued_count() == 1
+        contact = await contact_of(world, placed)
+        view = await world.services.store.get(contact.id or 0)
+        assert view is not None
+        calls = CallStore(world.services.store.sessions)
+        call_row = await calls.by_sid(placed.call_sid)
+        assert call_row is not None and call_row.contact_id == contact.id
 
 
 async def test_press_1_turns_the_call_into_a_callback_request(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ webhook, media, replies through the real twilio SDK, status callbacks and the 24
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import timedelta
@@ -126,6 +127,37 @@ async def test_follow_up_joins_the_open_contact_and_retries_store_once(tmp_path:
         # Another number is another resident and another contact.
         await whatsapp(world, "Mijn container is kapot", from_number="+31687654321")
         assert await contact_count(world) == 2
+
+
+async def test_concurrent_retries_store_once_and_a_closed_contact_starts_anew(
+    tmp_path: Path,
+) -> None:
+    async with twilio_world(tmp_path) as world:
+        sid = new_sid("SM")
+        photo = world.fake.add_media(b"\x89PNG" + b"x" * 100, "image/png")
+        sids = await asyncio.gather(
+            *(whatsapp(world, message_sid=sid, media=[(photo, "image/png")]) for _ in range(4))
+        )
+        assert set(sids) == {sid}
+        found = await world.services.store.find_message("whatsapp", sid)
+        assert found is not None
+        assert len(await world.services.store.messages(found[0].id or 0)) == 1
+        assert len(await world.services.store.attachments(found[0].id or 0)) == 1
+        assert await contact_count(world) == 1
+
+        agent = await available_agent(world, "Anna", AFVAL_AGENT)
+        await world.services.router.idle()
+        reference = (await (await world.client.post("/api/agents/me/next", headers=agent)).json())[
+            "reference"
+        ]
+        closed = await world.client.post(
+            f"/api/contacts/{reference}/close", json={"outcome": "beantwoord"}, headers=agent
+        )
+        assert closed.status == 200
+        later = await whatsapp(world, "Nog een vraag: wanneer is het oud papier?")
+        again = await world.services.store.find_message("whatsapp", later)
+        assert again is not None and again[0].reference != reference
+        assert again[0].resident_id == found[0].resident_id
 
 
 async def test_forged_or_missing_signature_stores_nothing(tmp_path: Path) -> None:
