@@ -199,11 +199,11 @@ class PhoneAdapter(ChannelAdapter):
         services = self.services
         form = await signed_form(request, services, CHANNEL)
         call_sid = required(services, CHANNEL, form, "CallSid")
-        known = await services.store.find_message(CHANNEL, call_sid)
-        if known is not None:
-            return twiml(str(self.enqueue(VoiceResponse(), known[0].reference)))
         digits = form.get("Digits")
         if self.config.menu and digits is None and request.query.get("menu") != "done":
+            known = await services.store.find_message(CHANNEL, call_sid)
+            if known is not None:  # asked again for a call that is waiting already
+                return twiml(str(self.enqueue(VoiceResponse(), known[0].reference)))
             response = VoiceResponse()
             gather = Gather(
                 num_digits=1,
@@ -231,7 +231,6 @@ class PhoneAdapter(ChannelAdapter):
                 thread_key=f"call:{call_sid}",
             )
         )
-        await self.calls.open(result.contact.id or 0, call_sid, services.clock.now())
         response = VoiceResponse()
         if not self.config.menu:
             self.say(response, self.config.greeting)
@@ -289,7 +288,7 @@ class PhoneAdapter(ChannelAdapter):
             return twiml(str(response))
         waited = seconds(form.get("QueueTime"))
         callback = await self.create_callback(contact, resident.phone, call_sid, waited)
-        if await self.calls.settle(call_sid, CALLBACK, waited, services.clock.now()):
+        if await self.calls.settle(contact, call_sid, CALLBACK, waited, services.clock.now()):
             services.metrics.phone_calls.labels(CALLBACK).inc()
             services.metrics.phone_wait_seconds.labels(CALLBACK).observe(waited)
         await self.close_call_contact(
@@ -410,9 +409,8 @@ class PhoneAdapter(ChannelAdapter):
         if found is None:
             return twiml(EMPTY_TWIML)  # hung up in the menu, before there was a contact
         contact = found[0]
-        await self.calls.open(contact.id or 0, call_sid, now)
         duration = int(seconds(form.get("CallDuration")))
-        if await self.calls.ended(call_sid, call_status, duration, now):
+        if await self.calls.ended(contact, call_sid, call_status, duration, now):
             services.metrics.phone_call_seconds.observe(duration)
             await services.store.add_event(
                 contact.id or 0,
@@ -475,8 +473,7 @@ class PhoneAdapter(ChannelAdapter):
     async def answered(self, contact: Contact, call_sid: str, waited: float) -> None:
         services = self.services
         now = services.clock.now()
-        await self.calls.open(contact.id or 0, call_sid, now)
-        if not await self.calls.settle(call_sid, ANSWERED, waited, now):
+        if not await self.calls.settle(contact, call_sid, ANSWERED, waited, now):
             return  # recorded already
         services.metrics.phone_calls.labels(ANSWERED).inc()
         services.metrics.phone_wait_seconds.labels(ANSWERED).observe(waited)
@@ -509,8 +506,7 @@ class PhoneAdapter(ChannelAdapter):
     async def abandoned(self, contact: Contact, call_sid: str, waited: float, why: str) -> None:
         services = self.services
         now = services.clock.now()
-        await self.calls.open(contact.id or 0, call_sid, now)
-        if not await self.calls.settle(call_sid, ABANDONED, waited, now):
+        if not await self.calls.settle(contact, call_sid, ABANDONED, waited, now):
             return
         services.metrics.phone_calls.labels(ABANDONED).inc()
         services.metrics.phone_wait_seconds.labels(ABANDONED).observe(waited)

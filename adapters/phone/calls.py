@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from contacts.models import PhoneCall
+from contacts.models import Contact, PhoneCall
 
 WAITING = "waiting"
 ANSWERED = "answered"
@@ -30,22 +30,6 @@ class CallStore:
     ) -> None:
         self.sessions = sessions
         self.readers = readers or sessions
-
-    async def open(self, contact_id: int, call_sid: str, now: datetime) -> PhoneCall:
-        """The call of a contact, recorded once however often Twilio asks."""
-        existing = await self.by_sid(call_sid)
-        if existing is not None:
-            return existing
-        try:
-            async with self.sessions() as session, session.begin():
-                call = PhoneCall(contact_id=contact_id, call_sid=call_sid, created_at=now)
-                session.add(call)
-                await session.flush()
-                return call
-        except IntegrityError:
-            found = await self.by_sid(call_sid)
-            assert found is not None
-            return found
 
     async def by_sid(self, call_sid: str) -> PhoneCall | None:
         async with self.readers() as session:
@@ -64,13 +48,25 @@ class CallStore:
                 )
             ).scalar_one_or_none()
 
-    async def settle(self, call_sid: str, status: str, wait_seconds: float, now: datetime) -> bool:
-        """waiting -> answered | abandoned | callback, once. Returns whether this call did it."""
+    async def settle(
+        self,
+        contact: Contact,
+        call_sid: str,
+        status: str,
+        wait_seconds: float,
+        now: datetime,
+    ) -> bool:
+        """waiting -> answered | abandoned | callback, once. Returns whether this call did it.
+
+        The row is written when the call first has something to tell (here or at its end), not
+        when it comes in: the voice webhook then costs no write besides the contact's."""
         values: dict[str, Any] = {"status": status, "wait_seconds": wait_seconds}
         if status == ANSWERED:
             values["answered_at"] = now
         elif status == ABANDONED:
             values["abandoned_at"] = now
+        if await self._insert(contact, call_sid, values):
+            return True
         async with self.sessions() as session, session.begin():
             result = await session.execute(
                 sa.update(PhoneCall)
@@ -80,20 +76,39 @@ class CallStore:
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     async def ended(
-        self, call_sid: str, end_status: str, duration: int | None, now: datetime
+        self, contact: Contact, call_sid: str, end_status: str, duration: int | None, now: datetime
     ) -> bool:
         """The call is over (Twilio's final status); recorded once."""
+        values = {"ended_at": now, "end_status": end_status, "duration_seconds": duration}
+        if await self._insert(contact, call_sid, values):
+            return True
         async with self.sessions() as session, session.begin():
             result = await session.execute(
                 sa.update(PhoneCall)
                 .where(col(PhoneCall.call_sid) == call_sid, col(PhoneCall.ended_at).is_(None))
-                .values(ended_at=now, end_status=end_status, duration_seconds=duration)
+                .values(**values)
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    async def _insert(self, contact: Contact, call_sid: str, values: dict[str, Any]) -> bool:
+        """The call's first fact, as a new row; False when the row exists already."""
+        try:
+            async with self.sessions() as session, session.begin():
+                session.add(
+                    PhoneCall(
+                        contact_id=contact.id or 0,
+                        call_sid=call_sid,
+                        created_at=contact.received_at,
+                        **values,
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
 
     async def norms(self, since: datetime, answer_within: float) -> dict[str, Any]:
-        """The phone norms over the calls that came in since `since`: the service level (answered
+        """The phone norms over the calls that came in since `since` and left the line (callers
+        still waiting are in the queue figures): the service level (answered
         within `answer_within` seconds / answered + abandoned) and the abandoned rate
         (abandoned / every call that left the line: answered, abandoned or callback)."""
         within = sa.func.sum(
@@ -125,8 +140,7 @@ class CallStore:
             return round(float(value), 1) if value is not None else None
 
         return {
-            "calls": left + count(WAITING),
-            "waiting": count(WAITING),
+            "calls": left,
             "answered": answered,
             "answered_within_threshold": answered_in_time,
             "abandoned": abandoned,

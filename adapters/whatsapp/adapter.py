@@ -92,15 +92,17 @@ class WhatsAppAdapter(ChannelAdapter):
         form = await signed_form(request, services, CHANNEL)
         sid = required(services, CHANNEL, form, "MessageSid")
         sender = required(services, CHANNEL, form, "From")
-        if await services.store.find_message(CHANNEL, sid) is not None:
-            services.metrics.contacts_received.labels(CHANNEL, "duplicate").inc()
-            return twiml(EMPTY_TWIML)  # Twilio retried: stored already, nothing to fetch again
         try:
             count = int(form.get("NumMedia", "0") or "0")
         except ValueError:
             raise refuse(services, CHANNEL, 400, "malformed", "NumMedia is not a number") from None
         if not 0 <= count <= self.config.max_media:
             raise refuse(services, CHANNEL, 400, "malformed", "NumMedia out of range")
+        if count and await services.store.find_message(CHANNEL, sid) is not None:
+            # Twilio retried a message with media: stored already, nothing to fetch again. (The
+            # intake recognises any other retry itself.)
+            services.metrics.contacts_received.labels(CHANNEL, "duplicate").inc()
+            return twiml(EMPTY_TWIML)
         media = [
             Medium(i, form.get(f"MediaUrl{i}", ""), form.get(f"MediaContentType{i}", ""))
             for i in range(count)
