@@ -175,6 +175,7 @@ async def test_agent_bridges_exactly_this_caller_and_the_call_is_measured(
         await world.services.router.idle()
         taken = await world.client.post("/api/agents/me/next", headers=agent)
         assert (await taken.json())["reference"] == contact.reference
+        assert (await taken.json())["call"] == {"status": "waiting"}
         assert "kan niet" not in said((await placed.wait(10)).twiml())
 
         bridge = await world.client.post(

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from adapters.phone.calls import CallStore, call_view
 from contacts.inbound import InboundMessage, ResidentIdentity
-from contacts.models import HELD_STATUSES, Agent, AgentRole, Contact, Status
+from contacts.models import HELD_STATUSES, OPEN_STATUSES, Agent, AgentRole, Contact, Status
 from contacts.store import TransitionError
 from kcc.api.auth import INGEST_ROLES, LEAD_ROLES, STAFF_ROLES, authenticate, require_role
 from kcc.api.schemas import (
@@ -110,7 +110,11 @@ async def full_view(services: Services, contact: Contact) -> dict[str, Any]:
 async def phone_call(services: Services, contact: Contact) -> dict[str, Any] | None:
     """A phone contact's call: wait, answered or abandoned, duration (the phone norms)."""
     calls = CallStore(services.store.sessions, services.store.readers)
-    return call_view(await calls.for_contact(contact.id or 0))
+    call = await calls.for_contact(contact.id or 0)
+    if call is None and contact.channel_message_id.startswith("CA"):
+        # A live call is recorded once it has something to tell; until then it waits.
+        return {"status": "waiting" if contact.status in OPEN_STATUSES else "unknown"}
+    return call_view(call)
 
 
 async def get_contact(request: web.Request) -> web.Response:
