@@ -58,6 +58,9 @@ class TwilioAccount:
     account_sid: str
     auth_token: str
     api_base_url: str = ""  # empty: Twilio itself; tests and the demo: the sandbox
+    # Twilio's edge location and processing region (e.g. dublin + ie1 keeps data in the EU).
+    edge: str = ""
+    region: str = ""
 
     @classmethod
     def from_services(cls, services: Services) -> TwilioAccount | None:
@@ -65,7 +68,13 @@ class TwilioAccount:
         sid, token = secret("TWILIO_ACCOUNT_SID"), secret("TWILIO_AUTH_TOKEN")
         if not sid or not token:
             return None
-        return cls(sid, token, secret("TWILIO_API_BASE_URL").rstrip("/"))
+        return cls(
+            sid,
+            token,
+            secret("TWILIO_API_BASE_URL").rstrip("/"),
+            secret("TWILIO_EDGE"),
+            secret("TWILIO_REGION"),
+        )
 
 
 def missing_credentials(services: Services, names: tuple[str, ...]) -> list[str]:
@@ -114,8 +123,15 @@ class RebasedHttpClient(AsyncTwilioHttpClient):
 def make_client(account: TwilioAccount) -> tuple[Client, RebasedHttpClient]:
     """An SDK client for `create_async` calls; close the HTTP client when done."""
     http = RebasedHttpClient(account.api_base_url)
-    # environment={}: no TWILIO_EDGE/TWILIO_REGION from the process environment by surprise.
-    client = Client(account.account_sid, account.auth_token, http_client=http, environment={})
+    # environment={}: the SDK reads nothing from the process environment behind our back.
+    client = Client(
+        account.account_sid,
+        account.auth_token,
+        http_client=http,
+        environment={},
+        edge=account.edge or None,
+        region=account.region or None,
+    )
     return client, http
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from adapters.outbound import Purpose
+from adapters.twilio_common import TwilioAccount, make_client
 from contacts.models import Status
-from sandbox.twilio import Failure, new_sid, send_whatsapp
+from sandbox.twilio import Failure, FakeTwilio, new_sid, send_whatsapp
 from tests.twilio_helpers import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -429,3 +430,25 @@ async def test_whatsapp_flow_on_postgres_and_redis(
         assert contact is not None
         messages = await world.services.store.messages(contact.id or 0)
         assert [m.delivery_status for m in messages] == ["received", "read"]
+
+
+async def test_the_client_reaches_twilio_in_the_configured_region_or_the_sandbox() -> None:
+    client, http = make_client(TwilioAccount(ACCOUNT_SID, AUTH_TOKEN, "", "dublin", "ie1"))
+    try:
+        assert client.get_hostname("https://api.twilio.com/2010-04-01/Accounts.json") == (
+            "https://api.dublin.ie1.twilio.com/2010-04-01/Accounts.json"
+        )
+    finally:
+        await http.close()
+    fake = FakeTwilio(ACCOUNT_SID, AUTH_TOKEN)
+    await fake.start()
+    # The regional host is sent to the stand-in as well.
+    client, http = make_client(TwilioAccount(ACCOUNT_SID, AUTH_TOKEN, fake.base_url, "", "ie1"))
+    try:
+        sent = await client.messages.create_async(
+            to="whatsapp:+31612345678", from_="whatsapp:+3150000000", body="Test"
+        )
+        assert sent.sid == fake.messages[0].sid and sent.sid.startswith("SM")
+    finally:
+        await http.close()
+        await fake.stop()
