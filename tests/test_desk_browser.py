@@ -39,7 +39,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require(CHROMIUM, "Chromium")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # A shared 2-core CI machine: allow for slow moments (a passing page is not slowed down).
+    expect.set_options(timeout=10_000)
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
