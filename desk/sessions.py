@@ -22,6 +22,9 @@ SECURE_COOKIE = "__Host-kcc_session"
 SIGNIN_COOKIE = "kcc_signin"
 SECURE_SIGNIN_COOKIE = "__Host-kcc_signin"
 CSRF_HEADER = "X-CSRF-Token"
+# The pages' own periodic refreshes and live streams say so: they keep nobody signed in, so an
+# unattended desk still ends after the idle time.
+BACKGROUND_HEADER = "X-KCC-Background"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # How the request was authenticated ("session" or "token"), for the audit log.
 AUTH_VIA = web.RequestKey("kcc_auth_via", str)
@@ -98,7 +101,12 @@ async def signed_in(request: web.Request, services: Services) -> SignedIn | None
     found: SignedIn | None = None
     session_id = session_cookie(request)
     if session_id and len(session_id) <= 100:
-        row = await desk_store(services).session(session_id, services.clock.now())
+        background = request.headers.get(BACKGROUND_HEADER) == "1" or request.path.endswith(
+            "/events"
+        )
+        row = await desk_store(services).session(
+            session_id, services.clock.now(), touch=not background
+        )
         if row is not None:
             found = SignedIn(row[0], session_id, row[1].csrf_token)
     request[SESSION_KEY] = found

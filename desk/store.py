@@ -101,8 +101,11 @@ class DeskStore:
             )
         return session_id, csrf
 
-    async def session(self, session_id: str, now: datetime) -> tuple[Agent, WebSession] | None:
-        """The agent of a live session, or None (unknown, expired, idle too long, inactive)."""
+    async def session(
+        self, session_id: str, now: datetime, touch: bool = True
+    ) -> tuple[Agent, WebSession] | None:
+        """The agent of a live session, or None (unknown, expired, idle too long, inactive).
+        `touch`: this request counts as activity (background refreshes do not)."""
         id_hash = hash_session_id(session_id)
         async with self.readers() as session:
             row = (
@@ -119,7 +122,7 @@ class DeskStore:
         if not agent.active or now >= web_session.expires_at or now >= idle_limit:
             await self.end_session(session_id)
             return None
-        if now - web_session.last_seen_at >= TOUCH_EVERY:
+        if touch and now - web_session.last_seen_at >= TOUCH_EVERY:
             async with self.sessions() as session, session.begin():
                 await session.execute(
                     sa.update(WebSession)

@@ -5,8 +5,10 @@
   const meta = document.querySelector('meta[name="csrf-token"]');
   const csrf = meta ? meta.getAttribute("content") : "";
 
-  async function api(method, path, body) {
+  /* `background`: a periodic refresh, not the person at work (it does not extend the session). */
+  async function api(method, path, body, background) {
     const options = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (background) options.headers["X-KCC-Background"] = "1";
     if (method !== "GET") options.headers["X-CSRF-Token"] = csrf;
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";

@@ -67,7 +67,7 @@
   let slaPresent = true;
   async function loadSlaAtRisk() {
     if (!slaPresent) return;
-    const result = await api("GET", "/api/sla/at-risk");
+    const result = await api("GET", "/api/sla/at-risk", undefined, true);
     if (result.ok && result.data && Array.isArray(result.data.contacts)) slaAtRisk = result.data.contacts;
     else slaAtRisk = null;  // not there: the deadlines on the contacts themselves are used
     if (result.status === 404) slaPresent = false;
@@ -96,7 +96,7 @@
 
   async function loadNorms() {
     const today = cfg.today || new Date().toISOString().slice(0, 10);
-    const result = await api("GET", "/api/reports/norms?from=" + today + "&to=" + today);
+    const result = await api("GET", "/api/reports/norms?from=" + today + "&to=" + today, undefined, true);
     const body = $("norms").tBodies[0];
     clear(body);
     if (result.ok && result.data && Array.isArray(result.data.norms)) {
@@ -122,7 +122,7 @@
   }
 
   async function loadChart() {
-    const result = await api("GET", "/api/dashboard/series");
+    const result = await api("GET", "/api/dashboard/series", undefined, true);
     const box = $("chart");
     clear(box);
     if (!result.ok) { box.append(el("p", { className: "status-line error" }, errorText(result))); return; }

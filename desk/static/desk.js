@@ -377,7 +377,7 @@
 
   let mySkills = {};
   async function loadQueues() {
-    const result = await api("GET", "/api/queues");
+    const result = await api("GET", "/api/queues", undefined, true);
     if (!result.ok) return;
     const body = $("my-queues").tBodies[0];
     clear(body);
@@ -407,7 +407,7 @@
   }
 
   async function refreshLoad() {
-    const result = await api("GET", "/api/agents/me");
+    const result = await api("GET", "/api/agents/me", undefined, true);
     if (!result.ok) return;
     for (const kind of cfg.channel_kinds || []) {
       const span = $("capacity-" + kind + "-load");
