@@ -79,15 +79,21 @@
     }
   }
 
+  // The live stream is the authority; a fetch whose answer crosses a pushed list is dropped, or
+  // an older answer could overwrite a newer push (the stream only sends changes).
+  let pushes = 0;
+
   async function loadList() {
+    const before = pushes;
     const result = await api("GET", "/api/desk/list");
+    if (pushes !== before) return;
     if (result.ok) renderList(result.data.contacts);
     else message($("list-message"), errorText(result), true);
   }
 
   function listen() {
     const source = new EventSource("/desk/events");
-    source.addEventListener("list", (event) => renderList(JSON.parse(event.data).contacts));
+    source.addEventListener("list", (event) => { pushes += 1; renderList(JSON.parse(event.data).contacts); });
     source.addEventListener("signed_out", () => window.location.assign("/signin?next=/desk"));
   }
 
