@@ -432,3 +432,32 @@ async def test_the_poller_reconnects_at_once_when_the_server_drops_it(
             await asyncio.sleep(0.05)
         else:
             pytest.fail("the reconnected poller did not see new mail")
+
+
+async def test_overlapping_pollers_store_nothing_twice(tmp_path: Path, mailbox: Dovecot) -> None:
+    """A holder that stalls past its lease while another process takes over: both read the
+    same mail, and idempotency keeps every mail exactly once."""
+    clock = ManualClock()
+    async with running_service(tmp_path / "service", clock=clock) as (services, _):
+        settings = imap_settings(mailbox, lease_seconds=60, poll_seconds=1)
+        stalled = poller(services, settings, owner="stalled")
+        other = poller(services, settings, owner="other")
+        for name in ("emoji.eml", "signature.eml", "winmail.eml", "base64_utf8.eml"):
+            mailbox.append(fixture(name))
+        real = stalled.receiver.receive
+        overtaken: list[int | None] = []
+
+        async def stalls(raw: bytes, received_at: object = None) -> object:
+            if not overtaken:
+                clock.advance(timedelta(seconds=61))  # the lease runs out meanwhile
+                overtaken.append(await other.poll_once())
+            return await real(raw, received_at)  # type: ignore[arg-type]
+
+        stalled.receiver.receive = stalls  # type: ignore[method-assign]
+        await stalled.poll_once()
+        await stalled.stop()
+        await other.stop()
+        assert overtaken == [4]  # the other process took over and read everything
+        assert await contact_count(services) == 4
+        assert mailbox.uids("INBOX") == []
+        assert await services.quarantine.items() == []
