@@ -233,3 +233,10 @@ def test_signed_mail_reads_its_text_and_keeps_the_signature() -> None:
     mail = parsed("smime_signed.eml")
     assert mail.text == "Graag ontvangen wij een uittreksel uit de BRP voor de akte van levering."
     assert "smime.p7s" in kept(mail)
+
+
+def test_reply_to_is_where_the_resident_wants_the_answer() -> None:
+    mail = parsed("website_form_reply_to.eml")
+    assert mail.sender_email == "karin@example.nl"
+    assert mail.sender_name == "Karin Mulder"
+    assert mail.from_email == "noreply@website.example.nl"

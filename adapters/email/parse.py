@@ -62,6 +62,8 @@ class Automatic:
 class ParsedMail:
     message_id: str  # "<id@host>", or "sha256:..." derived when the mail has none
     sender_name: str | None
+    # Where the resident wants answers: Reply-To when given (a website's form mail sent as
+    # noreply@ on the resident's behalf), else From.
     sender_email: str | None
     subject: str
     text: str  # what the router reads
@@ -74,6 +76,7 @@ class ParsedMail:
     bounced_ids: tuple[str, ...] = ()
     bounce_status: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    from_email: str | None = None  # the From address itself
 
 
 def parse_message(raw: bytes) -> EmailMessage:
@@ -125,15 +128,20 @@ def parse_mail(raw: bytes, limits: MailLimits | None = None) -> ParsedMail:
                 raise MailParseError(f"MIME-structuur onleesbaar ({type(defect).__name__})")
     message_id = message_id_of(message, raw)
     subject = header_text(message, "Subject")
-    sender_name, sender_email = _sender(message)
+    sender_name, from_email = _address(message, "From")
+    reply_name, reply_to = _address(message, "Reply-To")
+    sender_email = reply_to or from_email
+    if reply_to and reply_name:
+        sender_name = reply_name
     references = _references(message)
-    automatic = classify_automatic(message, sender_email)
+    automatic = classify_automatic(message, from_email)
     if automatic is not None:
         bounced, status = _bounce_details(message) if automatic.kind == "bounce" else ((), None)
         return ParsedMail(
             message_id=message_id,
             sender_name=None,
             sender_email=sender_email,
+            from_email=from_email,
             subject=subject,
             text="",
             full_text="",
@@ -172,11 +180,13 @@ def parse_mail(raw: bytes, limits: MailLimits | None = None) -> ParsedMail:
         attachments=tuple(attachments),
         references=references,
         notes=tuple(content.notes),
+        from_email=from_email,
     )
 
 
-def _sender(message: Message) -> tuple[str | None, str | None]:
-    value = header_text(message, "From")
+def _address(message: Message, header: str) -> tuple[str | None, str | None]:
+    """The first (name, address) of an address header."""
+    value = header_text(message, header)
     try:
         addresses = getaddresses([value])
     except Exception:
