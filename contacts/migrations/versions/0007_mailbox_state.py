@@ -13,7 +13,7 @@ from alembic import op
 import contacts.models
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
