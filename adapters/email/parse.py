@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import errors, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses
@@ -154,7 +155,7 @@ def parse_mail(raw: bytes, limits: MailLimits | None = None) -> ParsedMail:
         raise MailParseError("geen geldig afzenderadres (From)")
 
     content = _Content(limits)
-    content.read(message, subject, depth=0)
+    content.read(message, depth=0)
     body = "\n\n".join(t for t in content.texts if t.strip())
     routed = strip_for_router(body, subject)
     extra = [*content.forwarded, *content.notes]
@@ -275,7 +276,7 @@ class _Content:
         self.attachments: list[InboundAttachment] = []
         self.notes: list[str] = []
 
-    def read(self, message: EmailMessage, subject: str, depth: int) -> None:
+    def read(self, message: EmailMessage, depth: int) -> None:
         body = message.get_body(preferencelist=("plain", "html"))
         if body is not None:
             self.texts.append(part_text(body))
@@ -337,7 +338,7 @@ class _Content:
             return
         nested = _Content(self.limits)
         inner_subject = header_text(inner, "Subject")
-        nested.read(inner, inner_subject, depth + 1)
+        nested.read(inner, depth + 1)
         text = strip_for_router("\n\n".join(nested.texts), inner_subject)
         heading = "---------- Doorgestuurd bericht ----------"
         self.forwarded.append(f"{heading}\nOnderwerp: {inner_subject}\n\n{text}".strip())
@@ -384,9 +385,8 @@ def _filename(part: Message) -> str | None:
 
 
 def header_text_value(value: str) -> str:
+    """A filename that still holds encoded words (some clients put them in parameters)."""
     if "=?" in value:
-        from email.header import decode_header, make_header
-
         try:
             return str(make_header(decode_header(value)))
         except Exception:
