@@ -23,6 +23,7 @@ from kennisbank.article import Article, ArticleError, parse
 from kennisbank.gaps import GapBuffer, anonymise
 from kennisbank.index import Index, SearchSettings
 from kennisbank.store import ArticleStore, ImportReport
+from router.classify import SearchTopic, TopicFinder
 
 log = logging.getLogger(__name__)
 
@@ -248,3 +249,12 @@ class Kennisbank:
                 if product in self.products:
                     return TopicMatch(product, self.products[product], hit.article.kind, hit.score)
         return None
+
+    def finder(self) -> TopicFinder:
+        """The router's topic recognition (router/classify.py `use_search`)."""
+
+        def find(text: str, channel: str) -> SearchTopic | None:
+            found = self.route(text, channel)
+            return SearchTopic(found.topic, found.skill, found.score) if found else None
+
+        return find

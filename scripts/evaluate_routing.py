@@ -29,7 +29,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from kennisbank.search import Kennisbank  # noqa: E402
-from router.classify import Classification, Classifier, SearchTopic  # noqa: E402
+from router.classify import Classification, Classifier  # noqa: E402
 
 # ../shared next to the repository (a worktree sits one level deeper, in wt/<name>).
 DEFAULT_DATASET = next(
@@ -79,16 +79,6 @@ def load_dataset(path: Path) -> list[Example]:
             )
             for row in reader
         ]
-
-
-def connect(classifier: Classifier, kennisbank: Kennisbank) -> None:
-    """Wire the search into the classifier the way kcc.services does."""
-
-    def finder(text: str, channel: str) -> SearchTopic | None:
-        found = kennisbank.route(text, channel)
-        return SearchTopic(found.topic, found.skill, found.score) if found else None
-
-    classifier.use_search(finder)
 
 
 def search_table(kennisbank: Kennisbank, examples: Sequence[Example]) -> tuple[str, list[str]]:
@@ -200,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     kennisbank = Kennisbank.from_directory(args.config)
     classifier = Classifier.from_config(args.config)
     if not args.rules_only:
-        connect(classifier, kennisbank)
+        classifier.use_search(kennisbank.finder())
     print(f"dataset: {args.dataset} ({len(examples)} messages)")
     print(f"kennisbank: {kennisbank.size} articles\n")
     searched, missed = search_table(kennisbank, examples)
