@@ -115,6 +115,7 @@ class Index:
         self.stems: frozenset[str] = frozenset(stems)
 
         # Pass 2: term frequencies per field, with compound parts and joined pairs.
+        self._build_splits: dict[str, list[str]] = {}
         docs = [self._analyse(fields) for fields in texts]
         count = len(docs)
         average = {
@@ -140,6 +141,11 @@ class Index:
                 self.postings[term][number] = idf * tf * (s.k1 + 1.0) / (s.k1 + tf)
         self.postings = dict(self.postings)
         self.vocabulary: frozenset[str] = frozenset(self.postings)
+        # Scores are divided by the idf of a word found in one article only, so that a score
+        # means about the same in a kennisbank of 30 articles as in one of 5,000 (raw BM25
+        # grows with the log of the collection size) and one threshold fits both.
+        self.scale = math.log(1.0 + (count - 0.5) / 1.5) if count > 1 else 1.0
+        self._splits: dict[str, list[str]] = {}
 
         self._typo_index: dict[str, list[str]] = defaultdict(list)
         for word in self.surface:
@@ -171,7 +177,10 @@ class Index:
                         tf[name][stem_en(word)] += 1.0
                         continue
                     tf[name][stem_nl(word)] += 1.0
-                    for piece in split_compound(word, self.stems):
+                    pieces = self._build_splits.get(word)
+                    if pieces is None:
+                        pieces = self._build_splits[word] = split_compound(word, self.stems)
+                    for piece in pieces:
                         tf[name][piece] += part_tf
                 if language == "nl":
                     for joined in joined_pairs(words):
@@ -193,7 +202,11 @@ class Index:
             for synonym in self.synonyms.get(term, ()):
                 if synonym in self.vocabulary:
                     found.append((s.synonym_weight, (synonym,)))
-        parts = split_compound(word, self.vocabulary)
+        parts = self._splits.get(word)
+        if parts is None:
+            parts = split_compound(word, self.vocabulary)
+            if len(self._splits) < 100_000:
+                self._splits[word] = parts
         if parts:
             found.append((s.compound_weight, tuple(parts)))
         if not known and not parts:
@@ -250,4 +263,4 @@ class Index:
             for doc, value in best.items():
                 totals[doc] += value
         ranked = sorted(totals.items(), key=lambda item: (-item[1], self.articles[item[0]].slug))
-        return [Match(doc, round(score, 4)) for doc, score in ranked[:limit]]
+        return [Match(doc, round(score / self.scale, 4)) for doc, score in ranked[:limit]]

@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 class KennisbankConfig:
     settings: SearchSettings = field(default_factory=SearchSettings)
     synonyms: tuple[tuple[str, ...], ...] = ()
-    gap_score: float = 5.0
-    route_score: float = 5.0
+    gap_score: float = 1.5
+    gap_margin: float = 0.1
+    route_score: float = 1.5
+    route_margin: float = 0.15
     refresh_seconds: float = 5.0
 
     @classmethod
@@ -59,8 +61,10 @@ class KennisbankConfig:
         return cls(
             settings=settings,
             synonyms=tuple(tuple(str(w) for w in group) for group in groups),
-            gap_score=float(thresholds.get("gap_score", 5.0)),
-            route_score=float(thresholds.get("route_score", 5.0)),
+            gap_score=float(thresholds.get("gap_score", 1.5)),
+            route_score=float(thresholds.get("route_score", 1.5)),
+            gap_margin=float(thresholds.get("gap_margin", 0.1)),
+            route_margin=float(thresholds.get("route_margin", 0.15)),
             refresh_seconds=float(thresholds.get("refresh_seconds", 5.0)),
         )
 
@@ -90,6 +94,20 @@ class Hit:
             "text": article.variant(channel, language),
             "link": article.link,
         }
+
+
+def margin(hits: list[Hit]) -> float:
+    """How far the best hit is ahead of the best hit for other products, as a share of its
+    score (1.0 when nothing else matched). Two articles for the same product do not compete."""
+    if not hits:
+        return 0.0
+    top = hits[0]
+    other = next(
+        (h for h in hits[1:] if set(h.article.products) != set(top.article.products)), None
+    )
+    if other is None or top.score <= 0:
+        return 1.0
+    return (top.score - other.score) / top.score
 
 
 @dataclass(frozen=True)
@@ -217,11 +235,27 @@ class Kennisbank:
             for m in snapshot.index.search(text, limit)
         ]
 
-    def note_gap(self, text: str, hits: list[Hit], source: str) -> bool:
-        """Count `text` as a gap when its best hit is weak; True if it was one."""
-        best = hits[0] if hits else None
-        if best is not None and best.score >= self.config.gap_score:
+    def is_gap(self, text: str, hits: list[Hit], strict: bool = False) -> bool:
+        """No good answer: no article, a weak best score, or no article clearly ahead of the
+        next (overlapping articles are a content problem too). `strict` (an agent's search):
+        also when a topic word of a short question is unknown to the whole kennisbank, like
+        "bibliotheek" in "wanneer is de bibliotheek open" when no article mentions it."""
+        if not hits or hits[0].score < self.config.gap_score:
+            return True
+        if margin(hits) < self.config.gap_margin:
+            return True
+        if strict:
+            index = self._snapshot.index
+            words = index.query_words(text)
+            if len(words) <= 6 and any(not index.alternatives(w) for w in words):
+                return True
+        return False
+
+    def note_gap(self, text: str, hits: list[Hit], source: str, strict: bool = False) -> bool:
+        """Count `text` (anonymised) as a gap if it is one; True if it was."""
+        if not self.is_gap(text, hits, strict):
             return False
+        best = hits[0] if hits else None
         self.gaps.add(
             anonymise(text), source, best.article.slug if best else None, best.score if best else 0
         )
@@ -237,17 +271,20 @@ class Kennisbank:
         return len(pending)
 
     def route(self, text: str, channel: str) -> TopicMatch | None:
-        """Topic and skill for the router: the best article that answers a product, if its
-        score is at least `route_score`; None leaves the decision to the rules. A weak best
-        score also counts the message as a gap."""
+        """Topic and skill for the router: the best article's product, when its score is at
+        least `route_score` and it is `route_margin` ahead of the best article for another
+        product; None leaves the decision to the rules. A gap is counted as well."""
         hits = self.search(text, limit=5)
         self.note_gap(text, hits, channel)
         if not hits or hits[0].score < self.config.route_score:
             return None
-        for hit in hits:
-            for product in hit.article.products:
-                if product in self.products:
-                    return TopicMatch(product, self.products[product], hit.article.kind, hit.score)
+        if margin(hits) < self.config.route_margin:
+            return None
+        for product in hits[0].article.products:
+            if product in self.products:
+                return TopicMatch(
+                    product, self.products[product], hits[0].article.kind, hits[0].score
+                )
         return None
 
     def finder(self) -> TopicFinder:

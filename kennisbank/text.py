@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 
 import Stemmer  # PyStemmer: the Snowball stemmers in C
@@ -108,22 +108,28 @@ def joined_pairs(words: list[str]) -> Iterator[str]:
             yield left + right
 
 
-def split_compound(word: str, known: Iterable[str] | frozenset[str] | set[str]) -> list[str]:
-    """The two known stems a compound word consists of, or [] when there is no such split.
+def split_compound(word: str, known: set[str] | frozenset[str], depth: int = 2) -> list[str]:
+    """The known stems a compound word consists of, or [] when there is no such split.
 
     `word` is a normalised token (not stemmed): each part is stemmed before the look-up, so
-    "parkeervergunning" gives ["parker", "vergunn"] when both stems are in `known`. Of several
-    splits the one with the longest right-hand part wins (Dutch compounds are right-headed: the
-    last part says what it is).
+    "parkeervergunning" gives ["parker", "vergunn"] when both stems are in `known`. The
+    right-hand part may itself be a compound (`depth` levels: "bewonersparkeervergunning").
+    Of several splits the one with the longest right-hand part wins (Dutch compounds are
+    right-headed: the last part says what the word is).
     """
-    vocabulary = known if isinstance(known, set | frozenset) else set(known)
     size = len(word)
     if size < 2 * MIN_PART:
         return []
     for cut in range(MIN_PART, size - MIN_PART + 1):
         right = word[cut:]
         right_stem = stem_nl(right)
-        if right_stem not in vocabulary:
+        if right_stem in known:
+            right_parts = [right_stem]
+        elif depth > 1:
+            right_parts = split_compound(right, known, depth - 1)
+            if not right_parts:
+                continue
+        else:
             continue
         left_full = word[:cut]
         for link in LINKS:
@@ -133,10 +139,10 @@ def split_compound(word: str, known: Iterable[str] | frozenset[str] | set[str]) 
             if len(left) < MIN_PART:
                 continue
             left_stem = stem_nl(left)
-            if left_stem in vocabulary:
-                return [left_stem, right_stem]
-            if left in vocabulary:
-                return [left, right_stem]
+            if left_stem in known:
+                return [left_stem, *right_parts]
+            if left in known:
+                return [left, *right_parts]
     return []
 
 

@@ -71,10 +71,11 @@ async def search(request: web.Request) -> web.Response:
     require_role(await authenticate(request, services), KENNISBANK_READ_ROLES)
     query, channel, language, limit = _search_args(request)
     kennisbank = services.kennisbank
-    hits = kennisbank.search(query, limit)
-    if kennisbank.note_gap(query, hits, "search"):
+    # At least 5 hits, so that the gap check can see the runner-up.
+    hits = kennisbank.search(query, max(limit, 5))
+    if kennisbank.note_gap(query, hits, "search", strict=True):
         await kennisbank.flush_gaps(services.clock.now())
-    return web.json_response({"results": [hit.view(channel, language) for hit in hits]})
+    return web.json_response({"results": [hit.view(channel, language) for hit in hits[:limit]]})
 
 
 async def suggestions(request: web.Request) -> web.Response:
