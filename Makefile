@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo serve test lint bench evaluate clean
+.PHONY: setup demo serve test lint bench bench-kennisbank evaluate clean
 
 $(BIN)/kcc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/foundation.py
+
+bench-kennisbank: setup
+	$(BIN)/python bench/kennisbank_search.py
 
 evaluate: setup
 	$(BIN)/python scripts/evaluate_routing.py

@@ -9,7 +9,8 @@ articles. `search.Kennisbank` rebuilds it when the version counter in the databa
 Ranking is BM25F (Robertson & Zaragoza): per document, a term's frequency in each field
 (title, keywords, body) is length-normalised per field, weighted by the field's weight and
 summed, then saturated once with k1 and multiplied by the term's idf. The per-term, per-document
-contribution is computed at build time, so a query is a handful of dictionary look-ups per word.
+contribution is computed at build time and kept as arrays (numpy), so a query adds whole
+postings lists in C: about a millisecond for 5,000 articles.
 
 Query words are matched by alternatives, and each query word counts with its best alternative
 (so a word never scores twice): its Dutch stem, its English stem, synonyms from
@@ -24,6 +25,9 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 from kennisbank.article import Article
 from kennisbank.text import (
@@ -98,17 +102,24 @@ class Index:
     ) -> None:
         self.settings = settings or SearchSettings()
         self.articles: list[Article] = list(articles)
-        texts = [_field_texts(a) for a in self.articles]
+        # Each field as (words, language) parts, tokenised once for both passes.
+        texts = [
+            {
+                name: [
+                    ([w for w in content_tokens(t) if not w.isdigit()], lang) for t, lang in parts
+                ]
+                for name, parts in _field_texts(a).items()
+            }
+            for a in self.articles
+        ]
 
         # Pass 1: the vocabulary of stems and of surface words (for typo correction).
         self.surface: dict[str, str] = {}
         stems: set[str] = set()
         for fields in texts:
             for parts in fields.values():
-                for text, language in parts:
-                    for token in content_tokens(text):
-                        if token.isdigit():
-                            continue
+                for words, language in parts:
+                    for token in words:
                         term = stem_en(token) if language == "en" else stem_nl(token)
                         stems.add(term)
                         self.surface.setdefault(token, term)
@@ -141,6 +152,14 @@ class Index:
                 self.postings[term][number] = idf * tf * (s.k1 + 1.0) / (s.k1 + tf)
         self.postings = dict(self.postings)
         self.vocabulary: frozenset[str] = frozenset(self.postings)
+        # The same postings as arrays: a query adds whole postings lists in C, not per article.
+        self._arrays: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {
+            term: (
+                np.fromiter(docs.keys(), dtype=np.intp, count=len(docs)),
+                np.fromiter(docs.values(), dtype=np.float64, count=len(docs)),
+            )
+            for term, docs in self.postings.items()
+        }
         # Scores are divided by the idf of a word found in one article only, so that a score
         # means about the same in a kennisbank of 30 articles as in one of 5,000 (raw BM25
         # grows with the log of the collection size) and one threshold fits both.
@@ -163,14 +182,13 @@ class Index:
         words = content_tokens(phrase)
         return stem_nl("".join(words)) if words else ""
 
-    def _analyse(self, fields: dict[str, list[tuple[str, str]]]) -> _Doc:
+    def _analyse(self, fields: dict[str, list[tuple[list[str], str]]]) -> _Doc:
         part_tf = self.settings.compound_part_tf
         tf: dict[str, dict[str, float]] = {name: defaultdict(float) for name in FIELDS}
         length: dict[str, float] = {}
         for name, parts in fields.items():
             size = 0
-            for text, language in parts:
-                words = [w for w in content_tokens(text) if not w.isdigit()]
+            for words, language in parts:
                 size += len(words)
                 for word in words:
                     if language == "en":
@@ -249,18 +267,36 @@ class Index:
         return sorted(unique, key=rarity)[:limit]
 
     def search(self, text: str, limit: int = 5) -> list[Match]:
-        totals: dict[int, float] = defaultdict(float)
+        """The best `limit` articles for `text`, best first; ties by slug (deterministic)."""
+        count = len(self.articles)
+        if not count:
+            return []
+        totals = np.zeros(count)
         for word in self.query_words(text):
-            best: dict[int, float] = {}
-            for weight, terms in self.alternatives(word):
-                combined: dict[int, float] = defaultdict(float)
+            alternatives = self.alternatives(word)
+            if not alternatives:
+                continue
+            if len(alternatives) == 1 and len(alternatives[0][1]) == 1:
+                weight, (term,) = alternatives[0]
+                docs, values = self._arrays[term]
+                totals[docs] += weight * values  # a term's documents are distinct
+                continue
+            # Several ways to match one word: it counts with its best one per article.
+            best = np.zeros(count)
+            for weight, terms in alternatives:
+                candidate = np.zeros(count)
                 for term in terms:
-                    for doc, value in self.postings.get(term, {}).items():
-                        combined[doc] += weight * value
-                for doc, value in combined.items():
-                    if value > best.get(doc, 0.0):
-                        best[doc] = value
-            for doc, value in best.items():
-                totals[doc] += value
-        ranked = sorted(totals.items(), key=lambda item: (-item[1], self.articles[item[0]].slug))
-        return [Match(doc, round(score / self.scale, 4)) for doc, score in ranked[:limit]]
+                    docs, values = self._arrays[term]
+                    candidate[docs] += weight * values
+                np.maximum(best, candidate, out=best)
+            totals += best
+        found = np.flatnonzero(totals > 0)
+        if len(found) > limit:
+            # Everything scoring at least the limit-th best score (ties kept, then cut).
+            kth = np.partition(totals[found], len(found) - limit)[len(found) - limit]
+            found = found[totals[found] >= kth]
+        ranked = sorted(
+            ((float(totals[d]), int(d)) for d in found),
+            key=lambda item: (-item[0], self.articles[item[1]].slug),
+        )
+        return [Match(doc, round(score / self.scale, 4)) for score, doc in ranked[:limit]]
