@@ -98,9 +98,10 @@ def test_article(path: Path) -> None:
         assert meta["products"] == [meta["slug"]]
         assert meta["skill"] == products[meta["slug"]]
 
-    for key, minimum in (("keywords", 10), ("keywords_en", 5)):
+    for key, (minimum, maximum) in (("keywords", (10, 30)), ("keywords_en", (5, 15))):
         words = meta[key]
-        assert isinstance(words, list) and len(words) >= minimum, f"{key}: at least {minimum}"
+        assert isinstance(words, list), f"{key}: must be a list"
+        assert minimum <= len(words) <= maximum, f"{key}: {minimum}-{maximum} entries"
         assert all(isinstance(w, str) and w.strip() == w and w for w in words)
         lowered = [w.lower() for w in words]
         assert len(set(lowered)) == len(lowered), f"{key}: duplicates"
