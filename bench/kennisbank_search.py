@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from kennisbank.article import Article, parse  # noqa: E402
+from kennisbank.article import Article, article_files, parse  # noqa: E402
 from kennisbank.search import Kennisbank, KennisbankConfig, load_products  # noqa: E402
 from kennisbank.text import tokens  # noqa: E402
 
@@ -89,7 +89,7 @@ QUESTIONS = [
 
 def load_default() -> list[Article]:
     directory = REPO / "config" / "kennisbank"
-    return [parse(p.read_text(encoding="utf-8"), p.stem) for p in sorted(directory.glob("*.md"))]
+    return [parse(p.read_text(encoding="utf-8"), p.stem) for p in article_files(directory)]
 
 
 def generate(articles: list[Article], count: int, seed: int = 7) -> list[Article]:

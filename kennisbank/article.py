@@ -16,6 +16,7 @@ import datetime as dt
 import re
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 KINDS = frozenset({"vraag", "verzoek", "melding", "klacht", "bezwaar"})
@@ -45,6 +46,13 @@ VARIANT_FOR_CHANNEL: dict[str, str] = {
 
 _HEADING = re.compile(r"^## +(.+?)\s*$", re.MULTILINE)
 _FRONT = re.compile(r"\A\ufeff?\+\+\+[ \t]*\r?\n(.*?)\r?\n\+\+\+[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+def article_files(directory: Path) -> list[Path]:
+    """The article files of a directory: `<slug>.md`, so a README.md there is not one."""
+    if not directory.is_dir():
+        return []
+    return [p for p in sorted(directory.glob("*.md")) if SLUG.match(p.stem)]
 
 
 class ArticleError(ValueError):

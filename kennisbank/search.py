@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kennisbank.article import Article, ArticleError, parse
+from kennisbank.article import Article, ArticleError, article_files, parse
 from kennisbank.gaps import GapBuffer, anonymise
 from kennisbank.index import Index, SearchSettings
 from kennisbank.store import ArticleStore, ImportReport
@@ -163,10 +163,7 @@ class Kennisbank:
             None, KennisbankConfig.load(config_dir), articles_dir, load_products(config_dir)
         )
         engine.load(
-            [
-                parse(p.read_text(encoding="utf-8"), p.stem)
-                for p in sorted(articles_dir.glob("*.md"))
-            ]
+            [parse(p.read_text(encoding="utf-8"), p.stem) for p in article_files(articles_dir)]
         )
         return engine
 

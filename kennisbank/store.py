@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from contacts.models import ArticleVersion, KennisbankGap, Message
-from kennisbank.article import Article, ArticleError, parse
+from kennisbank.article import Article, ArticleError, article_files, parse
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,7 @@ def sha256(text: str) -> str:
 
 def read_articles(directory: Path) -> list[tuple[Path, str]]:
     """(path, text) of every article file, by name; none when the directory is missing."""
-    if not directory.is_dir():
-        return []
-    return [(p, p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.md"))]
+    return [(p, p.read_text(encoding="utf-8")) for p in article_files(directory)]
 
 
 @dataclass(frozen=True)

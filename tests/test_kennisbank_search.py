@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kcc.settings import REPO_CONFIG
-from kennisbank.article import ArticleError, parse
+from kennisbank.article import ArticleError, article_files, parse
 from kennisbank.gaps import GapBuffer, anonymise, is_bsn
 from kennisbank.index import Index
 from kennisbank.search import Kennisbank, KennisbankConfig
@@ -72,7 +72,7 @@ def test_channel_variants_and_english_fallback() -> None:
 
 
 def test_every_repository_article_parses() -> None:
-    for path in sorted((REPO_CONFIG / "kennisbank").glob("*.md")):
+    for path in article_files(REPO_CONFIG / "kennisbank"):
         parse(path.read_text(encoding="utf-8"), path.stem)
 
 
