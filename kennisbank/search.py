@@ -118,6 +118,8 @@ class TopicMatch:
     skill: str
     kind: str
     score: float
+    # The products of the best three articles, in order (the top one's first).
+    candidates: tuple[str, ...] = ()
 
 
 class _Snapshot:
@@ -277,10 +279,15 @@ class Kennisbank:
             return None
         if margin(hits) < self.config.route_margin:
             return None
+        known = [p for h in hits[:3] for p in h.article.products if p in self.products]
         for product in hits[0].article.products:
             if product in self.products:
                 return TopicMatch(
-                    product, self.products[product], hits[0].article.kind, hits[0].score
+                    product,
+                    self.products[product],
+                    hits[0].article.kind,
+                    hits[0].score,
+                    tuple(dict.fromkeys(known)),
                 )
         return None
 
@@ -289,6 +296,10 @@ class Kennisbank:
 
         def find(text: str, channel: str) -> SearchTopic | None:
             found = self.route(text, channel)
-            return SearchTopic(found.topic, found.skill, found.score) if found else None
+            return (
+                SearchTopic(found.topic, found.skill, found.score, found.candidates)
+                if found
+                else None
+            )
 
         return find

@@ -231,6 +231,8 @@ class SearchTopic:
     topic: str
     skill: str
     score: float
+    # Products of the next best articles, in order (the search's other candidates).
+    candidates: tuple[str, ...] = ()
 
 
 TopicFinder = Callable[[str, str], "SearchTopic | None"]
@@ -412,8 +414,13 @@ class Classifier:
         ranked = sorted(topic_scores.items(), key=lambda item: item[1], reverse=True)
         best_score = ranked[0][1] if ranked else 0.0
         found = self.topic_finder(subject + "\n" + body, channel) if self.topic_finder else None
+        rules_topic = ranked[0][0] if best_score >= self._min_topic_score else None
         if found is not None and found.topic in self.products:
-            topic = found.topic
+            # The search proposes, the keyword rules break ties: when the rules' topic is one
+            # of the search's candidates ("an appointment for a passport": the appointment
+            # article first, the passport article next), the more specific product wins.
+            in_candidates = rules_topic is not None and rules_topic in found.candidates
+            topic = rules_topic if in_candidates and rules_topic else found.topic
             # Same curve as the rules, on the search score (scale ~ 2x a strong keyword).
             confidence = 1.0 - math.exp(-found.score / (2 * self._confidence_saturation))
         elif best_score >= self._min_topic_score:
