@@ -38,6 +38,7 @@ bench-kennisbank: setup
 
 evaluate: setup
 	$(BIN)/python scripts/evaluate_routing.py
+	$(BIN)/python scripts/evaluate_routing.py --dataset tests/fixtures/eval/questions-heldout.tsv
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -97,15 +97,22 @@ class Hit:
 
 
 def margin(hits: list[Hit]) -> float:
-    """How far the best hit is ahead of the best hit for other products, as a share of its
-    score (1.0 when nothing else matched). Two articles for the same product do not compete."""
-    if not hits:
+    """How far the best hit is ahead of the best hit that answers another product, as a share
+    of its score (1.0 when nothing else matched). An article that also answers the best hit's
+    product does not compete with it (two articles about passports agree on the topic)."""
+    if not hits or hits[0].score <= 0:
         return 0.0
     top = hits[0]
+    product = top.article.products[0] if top.article.products else None
     other = next(
-        (h for h in hits[1:] if set(h.article.products) != set(top.article.products)), None
+        (
+            h
+            for h in hits[1:]
+            if (product not in h.article.products if product else h.article.products)
+        ),
+        None,
     )
-    if other is None or top.score <= 0:
+    if other is None:
         return 1.0
     return (top.score - other.score) / top.score
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,9 @@ from kcc.settings import REPO_CONFIG
 from kennisbank.article import ArticleError, article_files, parse
 from kennisbank.gaps import GapBuffer, anonymise, is_bsn
 from kennisbank.index import Index
-from kennisbank.search import Kennisbank, KennisbankConfig
+from kennisbank.search import Hit, Kennisbank, KennisbankConfig, margin
 from kennisbank.text import content_tokens, normalise, split_compound, stem_nl
-from router.classify import Classifier
+from router.classify import Classifier, SearchTopic, TopicFinder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kennisbank"
 
@@ -236,3 +237,30 @@ def test_weak_matches_are_gaps_strong_ones_are_not(engine: Kennisbank) -> None:
     assert engine.note_gap("zwemles", engine.search("zwemles"), "search")
     assert not engine.note_gap("paspoort aanvragen", engine.search("paspoort aanvragen"), "x")
     assert list(engine.gaps.take()) == ["zwemles"]
+
+
+def test_rules_break_ties_among_the_search_candidates() -> None:
+    classifier = Classifier.from_config(REPO_CONFIG)
+    message = "Ik wil een afspraak maken voor een nieuw paspoort"
+    assert classifier.classify(message).topic == "paspoort-aanvragen"  # the rules alone
+
+    def finder(candidates: tuple[str, ...]) -> TopicFinder:
+        return lambda _text, _channel: SearchTopic(
+            "contact-openingstijden", "algemeen", 3.0, candidates
+        )
+
+    classifier.use_search(finder(("contact-openingstijden", "paspoort-aanvragen")))
+    assert classifier.classify(message).topic == "paspoort-aanvragen"
+    # The rules' topic is not among the search's candidates: the search decides.
+    classifier.use_search(finder(("contact-openingstijden", "digid-hulp")))
+    found = classifier.classify(message)
+    assert (found.topic, found.skill) == ("contact-openingstijden", "algemeen")
+
+
+def test_margin_ignores_articles_for_the_same_product(engine: Kennisbank) -> None:
+    afval = engine.search("container kapot", 1)[0]
+    same = Hit(replace(afval.article, slug="afval-2"), 1, afval.score * 0.99)
+    other = engine.search("paspoort", 1)[0]
+    assert margin([afval, same]) == 1.0
+    assert margin([afval, same, replace(other, score=afval.score / 2)]) == pytest.approx(0.5)
+    assert margin([]) == 0.0
