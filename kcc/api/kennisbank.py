@@ -7,6 +7,7 @@ so an editor's `<script>` stays text wherever a client shows it as text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -240,3 +241,73 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/kennisbank/articles/{slug}/versions/{version}", get_version)
     app.router.add_get("/api/kennisbank/gaps", list_gaps)
     app.router.add_get("/api/contacts/{reference}/suggestions", suggestions)
+
+
+# -- OpenAPI (merged into kcc/api/openapi.py's document) -------------------------------------
+
+OPENAPI_BODIES: dict[str, type[BaseModel]] = {
+    "CreateArticle": CreateArticle,
+    "UpdateArticle": UpdateArticle,
+}
+
+
+def openapi_paths(op: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """The kennisbank's paths; `op` builds an operation the way openapi.py does."""
+
+    def query(name: str, description: str, required: bool = False, **schema: Any) -> Any:
+        return {
+            "name": name,
+            "in": "query",
+            "required": required,
+            "description": description,
+            "schema": {"type": "string", **schema},
+        }
+
+    def path(name: str) -> dict[str, Any]:
+        return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+    search_params = [
+        query("q", "the question", required=True, maxLength=MAX_QUERY),
+        query(
+            "channel",
+            "whose variant: whatsapp|telegram short, email|webform|post full, phone|counter script",
+            enum=list(VARIANT_FOR_CHANNEL),
+        ),
+        query("language", "nl or en (others get Dutch)"),
+        query("limit", "1-20, default 5"),
+    ]
+    slug = [path("slug")]
+    return {
+        "/api/kennisbank/search": {
+            "get": op(
+                'Ranked articles: {"results":[{"slug","title","version","score","skill",'
+                '"kind","text","link"}]}, text = the channel\'s variant (staff, editor)',
+                params=search_params,
+            )
+        },
+        "/api/contacts/{reference}/suggestions": {
+            "get": op(
+                'Articles for a contact\'s text, in its channel and language: {"suggestions":'
+                "[...same shape as search...]}",
+                params=[path("reference")],
+            )
+        },
+        "/api/kennisbank/articles": {
+            "get": op("Current version of every article"),
+            "post": op("Create an article (editor, teamlead, admin)", "CreateArticle", ok="201"),
+        },
+        "/api/kennisbank/articles/{slug}": {
+            "get": op("The current version, its variants and the list of versions", params=slug),
+            "put": op(
+                "A new version; 409 when expected_version is not the current one",
+                "UpdateArticle",
+                params=slug,
+            ),
+        },
+        "/api/kennisbank/articles/{slug}/versions/{version}": {
+            "get": op("One version exactly as it was", params=[*slug, path("version")])
+        },
+        "/api/kennisbank/gaps": {
+            "get": op("Questions without a good answer, anonymised, with counts (editor, lead)")
+        },
+    }

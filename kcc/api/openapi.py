@@ -7,6 +7,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from kcc.api.kennisbank import OPENAPI_BODIES as KENNISBANK_BODIES
+from kcc.api.kennisbank import openapi_paths as kennisbank_paths
 from kcc.api.schemas import (
     CloseRequest,
     IngestRequest,
@@ -25,6 +27,7 @@ BODIES: dict[str, type[BaseModel]] = {
     "WaitRequest": WaitRequest,
     "StatusRequest": StatusRequest,
     "WebformPost": WebformPost,
+    **KENNISBANK_BODIES,
 }
 
 ERROR = {
@@ -148,6 +151,7 @@ def document() -> dict[str, Any]:
                     secure=False,
                 ),
             },
+            **kennisbank_paths(_op),
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics",
