@@ -4,7 +4,8 @@
 
 Two tables:
 - search: is an article for the expected product the first hit (top-1) or among the first
-  three (top-3) of the kennisbank search on the message text, per channel and per language;
+  three (top-3) of the kennisbank search on the message text, and is the first hit's skill the
+  expected one (skill@1, the search alone, no rules), per channel and per language;
 - routing: the router's classification (topic and skill from the kennisbank when confident,
   else the rules; kind and language from the rules), per channel and per language. With
   `--rules-only` the routing table uses the rules alone (the pre-kennisbank router), to compare.
@@ -83,25 +84,25 @@ def load_dataset(path: Path) -> list[Example]:
 
 def search_table(kennisbank: Kennisbank, examples: Sequence[Example]) -> tuple[str, list[str]]:
     """Top-1/top-3 of the search per group, and the ids missed at top-3."""
-    hits: dict[str, tuple[bool, bool]] = {}
+    hits: dict[str, tuple[bool, bool, bool]] = {}
     for example in examples:
         found = kennisbank.search(example.text, limit=3)
         products = [set(hit.article.products) for hit in found]
         top1 = bool(products) and example.topic in products[0]
         top3 = any(example.topic in p for p in products)
-        hits[example.id] = (top1, top3)
+        skill = bool(found) and found[0].article.skill == example.skill
+        hits[example.id] = (top1, top3, skill)
     groups: list[tuple[str, list[Example]]] = [("overall", list(examples))]
     for label in ("channel", "language"):
         by: dict[str, list[Example]] = defaultdict(list)
         for example in examples:
             by[getattr(example, label)].append(example)
         groups += [(f"{label}={name}", by[name]) for name in sorted(by)]
-    rows = [["group", "n", "top-1", "top-3"]]
+    rows = [["group", "n", "top-1", "top-3", "skill@1"]]
     for name, members in groups:
         n = len(members) or 1
-        rate1 = sum(hits[e.id][0] for e in members) / n
-        rate3 = sum(hits[e.id][1] for e in members) / n
-        rows.append([name, str(len(members)), f"{rate1 * 100:5.1f}%", f"{rate3 * 100:5.1f}%"])
+        rates = [sum(hits[e.id][i] for e in members) / n for i in range(3)]
+        rows.append([name, str(len(members)), *(f"{r * 100:5.1f}%" for r in rates)])
     missed = [f"{e.id} [{e.channel}] expected {e.topic}" for e in examples if not hits[e.id][1]]
     return _render(rows), missed
 
@@ -194,7 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"dataset: {args.dataset} ({len(examples)} messages)")
     print(f"kennisbank: {kennisbank.size} articles\n")
     searched, missed = search_table(kennisbank, examples)
-    print("search (an article for the expected product in the first 1 / 3 hits):")
+    print(
+        "search (an article for the expected product in the first 1 / 3 hits; "
+        "skill@1: the first hit's skill, search alone):"
+    )
     print(searched)
     outcomes = evaluate(classifier, examples)
     how = (
