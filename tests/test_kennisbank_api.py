@@ -398,8 +398,15 @@ async def test_files_and_api_edits_coexist_and_other_processes_notice(
     # The municipality edits the file in the repository: that becomes a new version.
     path = config_with_fixtures(tmp_path) / "kennisbank" / "trouwen.md"
     path.write_text(path.read_text().replace("Trouwen?", "Gaan jullie trouwen?"))
+    # A broken file is reported and skipped; it does not keep the service from starting.
+    (path.parent / "kapot.md").write_text("+++\nslug = 'kapot'\n+++\n## Antwoord\nx\n")
+    (path.parent / "README.md").write_text("# Over deze map\n")
     async with service(tmp_path, database_url) as (services, client):
         versions = await services.kennisbank.db.versions("trouwen")
         assert [(v.version, v.origin) for v in versions] == [(3, "file"), (2, "api"), (1, "file")]
         article = services.kennisbank.article("trouwen")
         assert article is not None and "Gaan jullie trouwen?" in article[0].variant("telegram")
+        assert await services.kennisbank.db.versions("kapot") == []
+        assert services.kennisbank.size == 4
+        report = await services.kennisbank.db.import_directory(path.parent, services.clock.now())
+        assert list(report.invalid) == ["kapot.md"] and report.unchanged == 4
