@@ -404,6 +404,12 @@ class Classifier:
             seen_text = seen_text or bool(stripped)
         return text
 
+    def message_text(self, text: str, subject: str = "") -> str:
+        """The resident's own words as the router reads them: the subject, then the body
+        without form labels and without a quoted earlier e-mail (what the search gets)."""
+        subject, body = self._split(text, subject)
+        return subject + "\n" + body
+
     def classify(self, text: str, subject: str = "", channel: str = "webform") -> Classification:
         subject, body = self._split(text, subject)
         subject_tokens = tokenize(subject)

@@ -6,6 +6,8 @@ notices an edit."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -410,3 +412,27 @@ async def test_files_and_api_edits_coexist_and_other_processes_notice(
         assert services.kennisbank.size == 4
         report = await services.kennisbank.db.import_directory(path.parent, services.clock.now())
         assert list(report.invalid) == ["kapot.md"] and report.unchanged == 4
+
+
+def test_cli_adds_an_editor(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kcc.cli",
+            "agents",
+            "add",
+            "--name",
+            "Eva",
+            "--role",
+            "editor",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(editor)" in result.stdout

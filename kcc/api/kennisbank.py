@@ -85,7 +85,9 @@ async def suggestions(request: web.Request) -> web.Response:
     agent = await authenticate(request, services)
     require_role(agent, STAFF_ROLES)
     contact = await load_contact(request, services, agent)
-    hits = services.kennisbank.search(f"{contact.subject}\n{contact.body}", 5)
+    # The same text the router searched with, so suggestions and routing agree.
+    text = services.planner.classifier.message_text(contact.body, contact.subject)
+    hits = services.kennisbank.search(text, 5)
     channel = contact.reply_channel or contact.channel
     language = contact.language if contact.language in ("nl", "en") else "nl"
     return web.json_response({"suggestions": [hit.view(channel, language) for hit in hits]})
