@@ -1,7 +1,7 @@
 """Kennisbank: article versions, gaps, and the article version a reply was based on
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0007
 Create Date: 2026-11-23
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import contacts.models
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
