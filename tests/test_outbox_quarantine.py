@@ -140,4 +140,5 @@ async def test_concurrent_saves_of_the_same_attachment_all_succeed(tmp_path: Pat
     results = await asyncio.gather(*(store.save(data) for _ in range(16)))
     assert len(set(results)) == 1
     assert await store.read(results[0][1]) == data
-    assert [p.name for p in tmp_path.rglob("*.tmp*")] == []
+    leftovers = await asyncio.to_thread(lambda: list(tmp_path.rglob("*.tmp*")))
+    assert leftovers == []
