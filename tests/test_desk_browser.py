@@ -147,26 +147,24 @@ def test_agent_takes_next_replies_and_closes_while_the_lead_watches_live(
     assert agent.locator("#messages script, #messages img").count() == 0
     assert agent.evaluate("window.__pwned") is None
 
-    # Kennisbank: insert an answer (or, without the kennisbank, a clear "not available").
-    if kennisbank_present(service):
-        suggestion = agent.locator("#kb-results li").first
-        expect(suggestion).to_be_visible(timeout=10_000)
-        suggestion.get_by_role("button").first.click()
-        expect(agent.locator("#reply")).not_to_have_value("")
-        expect(agent.locator("#reply")).to_be_focused()
-        agent.locator("#reply").press("End")
-        agent.locator("#reply").type("\nMet vriendelijke groet, Anna")
-    else:
-        expect(agent.locator("#kb-results")).to_contain_text("niet beschikbaar")
-        agent.get_by_label("Uw antwoord aan de inwoner").fill(
-            "U vraagt een nieuw paspoort aan bij de balie. Maak eerst een afspraak."
-        )
+    # Kennisbank: the suggestions for this contact; insert one (the WhatsApp variant) and edit it.
+    suggestion = agent.locator("#kb-results li").first
+    expect(suggestion).to_be_visible()
+    title = suggestion.locator(".kb-title").inner_text()
+    suggestion.get_by_role("button", name=f"Invoegen: {title}").click()
+    expect(agent.locator("#reply")).not_to_have_value("")
+    expect(agent.locator("#reply")).to_be_focused()
+    agent.locator("#reply").press("End")
+    agent.locator("#reply").type("\nMet vriendelijke groet, Anna")
     save_screenshot(agent, "desk.png")
     assert axe_findings(agent) == []
 
     agent.get_by_role("button", name="Versturen").click()
     expect(agent.locator("#reply-message")).to_contain_text("Antwoord verstuurd")
     expect(agent.locator("#messages li.outbound")).to_have_count(1)
+    # The reply records the kennisbank article version it used.
+    expect(agent.locator("#messages li.outbound")).to_contain_text("kennisbank: ")
+    expect(agent.locator("#messages li.outbound")).to_contain_text("Met vriendelijke groet, Anna")
 
     agent.get_by_label("Uitkomst").select_option("beantwoord")
     agent.get_by_role("button", name="Afsluiten").click()
@@ -221,11 +219,6 @@ def test_sign_in_page_is_accessible_and_refuses_a_wrong_password(
     page.goto(service.url + "/desk")
     expect(page).to_have_url(re.compile(r"/signin\?next=/desk$"))
     context.close()
-
-
-def kennisbank_present(service: LiveService) -> bool:
-    status, _ = service.api("GET", "/api/kennisbank/search?q=paspoort&limit=1", "no-token")
-    return status != 404
 
 
 def axe_findings(page: Any) -> list[dict[str, Any]]:

@@ -164,7 +164,8 @@
     for (const m of contact.messages) {
       messages.append(el("li", { className: m.direction },
         el("div", { className: "who" }, (m.direction === "inbound" ? "Inwoner" : "KCC") + " via " + channelLabel(m.channel) + " · " + when(m.at) +
-          (m.direction === "outbound" ? " · " + m.delivery_status + (m.delivery_detail ? " (" + m.delivery_detail + ")" : "") : "")),
+          (m.direction === "outbound" ? " · " + m.delivery_status + (m.delivery_detail ? " (" + m.delivery_detail + ")" : "") : "") +
+          (m.article ? " · kennisbank: " + m.article.slug + " (versie " + m.article.version + ")" : "")),
         el("p", { className: "body" }, m.body)));
     }
     const attachments = $("attachments");
@@ -294,8 +295,11 @@
     const article = $("reply-article").value;
     if (article) body.article = JSON.parse(article);
     let result = await api("POST", path("reply"), body);
-    if (result.status === 422 && body.article) {
-      // A service without the kennisbank does not know "article": send the text alone.
+    const refusedArticle = result.status === 422 && body.article && result.data && Array.isArray(result.data.details) &&
+      result.data.details.some((d) => String(d.field).startsWith("article"));
+    if (refusedArticle) {
+      // A service without the kennisbank does not know "article": send the text alone. (Only
+      // then: a 422 for a refused delivery must not send the message twice.)
       result = await api("POST", path("reply"), { text: text });
     }
     return result;
@@ -308,7 +312,11 @@
     $("send").disabled = true;
     const result = await sendReply(text);
     $("send").disabled = false;
-    if (!result.ok) { message($("reply-message"), errorText(result), true); return; }
+    if (!result.ok) {
+      if (result.data && result.data.message) await openContact(current.reference);  // the refused message shows
+      message($("reply-message"), errorText(result), true);
+      return;
+    }
     const delivery = result.data.message ? result.data.message.delivery_status : "";
     await openContact(current.reference);
     message($("reply-message"), "Antwoord verstuurd (" + delivery + ").");
@@ -445,6 +453,7 @@
     fillSelect($("transfer-queue"), (cfg.queues || []).map((q) => [q, q]));
     fillSelect($("transfer-skill"), (cfg.skills || []).map((s) => [s, s]));
     fillSelect($("close-outcome"), Object.entries(cfg.outcomes || {}).map(([code, label]) => [code, label]));
+    if ((cfg.outcomes || {}).beantwoord) $("close-outcome").value = "beantwoord";
     fillSelect($("referral-partner"), (cfg.partners || []).map((p) => [p.slug, p.name]));
     $("next").addEventListener("click", next);
     $("send").addEventListener("click", reply);
