@@ -37,22 +37,27 @@ class DueTimer:
     attempts: int
 
 
-def _claim(now: datetime, lease_until: datetime, limit: int, timer_id: int | None) -> Any:
+def _claim(
+    now: datetime, lease_until: datetime, limit: int, timer_id: int | None, dialect: str
+) -> Any:
     due = (
         sa.select(TIMER.c.id)
         .where(TIMER.c.fired_at.is_(None), TIMER.c.run_at <= now)
         .order_by(TIMER.c.run_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
     )
     if timer_id is not None:
         due = due.where(TIMER.c.id == timer_id)
-    return (
-        sa.update(TIMER)
-        .where(TIMER.c.id.in_(due.scalar_subquery()))
-        .where(TIMER.c.fired_at.is_(None), TIMER.c.run_at <= now)
-        .values(run_at=lease_until, attempts=TIMER.c.attempts + 1)
-        .returning(TIMER.c.id, TIMER.c.contact_id, TIMER.c.kind, TIMER.c.due_at, TIMER.c.attempts)
+    update = sa.update(TIMER).where(TIMER.c.fired_at.is_(None), TIMER.c.run_at <= now)
+    if dialect == "postgresql":
+        # A materialised CTE runs once: as an IN (subquery) PostgreSQL may run it again per
+        # row, and with SKIP LOCKED each run finds other rows (a claim far beyond `limit`).
+        chosen = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        update = update.where(TIMER.c.id == chosen.c.id)
+    else:
+        update = update.where(TIMER.c.id.in_(due.scalar_subquery()))
+    return update.values(run_at=lease_until, attempts=TIMER.c.attempts + 1).returning(
+        TIMER.c.id, TIMER.c.contact_id, TIMER.c.kind, TIMER.c.due_at, TIMER.c.attempts
     )
 
 
@@ -69,7 +74,8 @@ class SlaStore:
         self, now: datetime, lease: timedelta, limit: int, timer_id: int | None = None
     ) -> list[DueTimer]:
         async with self.sessions() as session, session.begin():
-            rows = await session.execute(_claim(now, now + lease, limit, timer_id))
+            dialect = session.bind.dialect.name
+            rows = await session.execute(_claim(now, now + lease, limit, timer_id, dialect))
             return [DueTimer(*row) for row in rows]
 
     async def finish(
