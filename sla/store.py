@@ -74,7 +74,7 @@ class SlaStore:
         self, now: datetime, lease: timedelta, limit: int, timer_id: int | None = None
     ) -> list[DueTimer]:
         async with self.sessions() as session, session.begin():
-            dialect = session.bind.dialect.name
+            dialect = (await session.connection()).dialect.name
             rows = await session.execute(_claim(now, now + lease, limit, timer_id, dialect))
             return [DueTimer(*row) for row in rows]
 
