@@ -11,7 +11,7 @@ is recorded once even when a lease ran out under a slow process.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,19 @@ class DueTimer:
     kind: str
     due_at: datetime
     attempts: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a fired timer records: its outcome and, applied once with it, a contact update
+    (only while `only_if_null` is still empty) and a history event."""
+
+    timer: DueTimer
+    outcome: str
+    contact_id: int | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    only_if_null: str | None = None
+    event: dict[str, Any] | None = None
 
 
 def _claim(
@@ -78,36 +91,73 @@ class SlaStore:
             rows = await session.execute(_claim(now, now + lease, limit, timer_id, dialect))
             return [DueTimer(*row) for row in rows]
 
-    async def finish(
-        self,
-        timer_id: int,
-        now: datetime,
-        outcome: str,
-        contact_id: int | None = None,
-        contact_values: dict[str, Any] | None = None,
-        only_if: Sequence[Any] = (),
-        event: dict[str, Any] | None = None,
-    ) -> bool:
-        """Mark a timer fired and, in the same transaction, apply its effect: update the
-        contact (when `only_if` conditions hold) and append an event. False: another process
-        finished it first (nothing applied)."""
-        async with self.sessions() as session, session.begin():
-            done = await session.execute(
-                sa.update(TIMER)
-                .where(TIMER.c.id == timer_id, TIMER.c.fired_at.is_(None))
-                .values(fired_at=now, outcome=outcome)
-            )
-            if done.rowcount != 1:  # type: ignore[attr-defined]
-                return False
-            if contact_values and contact_id is not None:
-                await session.execute(
-                    sa.update(CONTACT)
-                    .where(CONTACT.c.id == contact_id, *only_if)
-                    .values(**contact_values)
+    async def contacts(self, ids: Sequence[int]) -> dict[int, Contact]:
+        async with self.readers() as session:
+            rows = await session.execute(select(Contact).where(col(Contact.id).in_(set(ids))))
+            return {contact.id or 0: contact for contact in rows.scalars()}
+
+    async def waiting_events(self, ids: Sequence[int]) -> dict[int, list[ContactEvent]]:
+        """Per contact, the history events into and out of waiting on the resident."""
+        if not ids:
+            return {}
+        waiting = Status.waiting_on_resident.value
+        async with self.readers() as session:
+            rows = await session.execute(
+                select(ContactEvent)
+                .where(col(ContactEvent.contact_id).in_(set(ids)))
+                .where(
+                    sa.or_(
+                        col(ContactEvent.to_status) == waiting,
+                        col(ContactEvent.from_status) == waiting,
+                    )
                 )
-            if event is not None:
-                await session.execute(sa.insert(EVENT), [event])
-            return True
+                .order_by(col(ContactEvent.id))
+            )
+            found: dict[int, list[ContactEvent]] = {}
+            for event in rows.scalars():
+                found.setdefault(event.contact_id, []).append(event)
+            return found
+
+    async def finish_many(self, decisions: Sequence[Decision], now: datetime) -> set[int]:
+        """Mark timers fired and apply their effects, all in one transaction; a timer another
+        process finished first is skipped with its effects. Returns the ids finished here."""
+        if not decisions:
+            return set()
+        done: set[int] = set()
+        async with self.sessions() as session, session.begin():
+            by_outcome: dict[str, list[int]] = {}
+            for decision in decisions:
+                by_outcome.setdefault(decision.outcome, []).append(decision.timer.id)
+            for outcome, ids in by_outcome.items():
+                rows = await session.execute(
+                    sa.update(TIMER)
+                    .where(TIMER.c.id.in_(ids), TIMER.c.fired_at.is_(None))
+                    .values(fired_at=now, outcome=outcome)
+                    .returning(TIMER.c.id)
+                )
+                done.update(rows.scalars())
+            applied = [d for d in decisions if d.timer.id in done]
+            shapes: dict[tuple[tuple[str, ...], str | None], list[Decision]] = {}
+            for decision in applied:
+                if decision.values and decision.contact_id is not None:
+                    key = (tuple(sorted(decision.values)), decision.only_if_null)
+                    shapes.setdefault(key, []).append(decision)
+            for (names, only_if_null), group in shapes.items():
+                update = sa.update(CONTACT).where(CONTACT.c.id == sa.bindparam("b_id"))
+                if only_if_null is not None:
+                    update = update.where(CONTACT.c[only_if_null].is_(None))
+                update = update.values({name: sa.bindparam(f"v_{name}") for name in names})
+                await session.execute(
+                    update,
+                    [
+                        {"b_id": d.contact_id, **{f"v_{k}": v for k, v in d.values.items()}}
+                        for d in group
+                    ],
+                )
+            events = [d.event for d in applied if d.event is not None]
+            if events:
+                await session.execute(sa.insert(EVENT), events)
+        return done
 
     async def postpone(self, timer_id: int, run_at: datetime) -> None:
         async with self.sessions() as session, session.begin():

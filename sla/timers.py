@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,11 +27,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from adapters.outbound import Outbox, Purpose
 from contacts.inbound import InboundMessage
 from contacts.intake_writer import PlanFn, RoutePlan
-from contacts.models import Contact, Status
+from contacts.models import Contact, ContactEvent, Status
 from contacts.store import ContactStore
 from kcc.clock import Clock
 from sla.norms import Norm, NormBook
-from sla.store import CONTACT, DueTimer, SlaStore, event_row, paused_seconds
+from sla.store import Decision, DueTimer, SlaStore, event_row, paused_seconds
 from sla.templates import Templates, written_date
 
 log = logging.getLogger(__name__)
@@ -121,12 +122,10 @@ class SlaEngine:
             settings = self.book.timers
             run = 0
             for _ in range(MAX_BATCHES_PER_SWEEP):
-                now = self.clock.now()
                 batch = await self.db.claim_due(
-                    now, timedelta(seconds=settings.lease_seconds), settings.batch
+                    self.clock.now(), timedelta(seconds=settings.lease_seconds), settings.batch
                 )
-                for timer in batch:
-                    await self._run(timer)
+                await self._process(batch)
                 run += len(batch)
                 if len(batch) < settings.batch:
                     break
@@ -141,75 +140,79 @@ class SlaEngine:
         claimed = await self.db.claim_due(
             self.clock.now(), timedelta(seconds=self.book.timers.lease_seconds), 1, timer_id
         )
-        for timer in claimed:
-            await self._run(timer)
+        await self._process(claimed)
         return bool(claimed)
 
-    async def _run(self, timer: DueTimer) -> None:
-        try:
-            contact = await self.contacts.get(timer.contact_id)
-            if contact is None:
-                outcome = await self._finish(timer, "gone")
-            else:
-                handler = {
-                    "acknowledgement": self._acknowledge,
-                    "ack_breach": self._ack_breach,
-                    "warning": self._warning,
-                    "answer_breach": self._answer_breach,
-                    "extension_notice": self._extension_notice,
-                }.get(timer.kind)
-                if handler is None:
-                    outcome = await self._finish(timer, "unknown")
-                else:
-                    outcome = await handler(timer, contact)
-        except Exception:
-            # The lease runs out and another sweep tries again; never lose the timer.
-            log.exception(
-                "SLA timer %s (%s) of contact %s failed", timer.id, timer.kind, timer.contact_id
-            )
+    async def _process(self, batch: list[DueTimer]) -> None:
+        """Decide every claimed timer, then record all plain effects in one transaction (the
+        contacts and their history read once per batch, not per timer)."""
+        if not batch:
             return
-        if outcome is not None:
-            self.fired.labels(timer.kind, outcome).inc()
-            self.delay.observe(max(0.0, (self.clock.now() - timer.due_at).total_seconds()))
+        contacts = await self.db.contacts([t.contact_id for t in batch])
+        pausing = [
+            contact_id
+            for contact_id, contact in contacts.items()
+            if (norm := self.book.by_id(contact.sla_norm)) is not None and norm.pause_on_resident
+        ]
+        waits = await self.db.waiting_events(pausing)
+        decisions: list[Decision] = []
+        for timer in batch:
+            decision: Decision | None
+            try:
+                contact = contacts.get(timer.contact_id)
+                handler = HANDLERS.get(timer.kind)
+                if contact is None or handler is None:
+                    decision = self._finish(timer, "gone" if contact is None else "unknown")
+                else:
+                    decision = await handler(self, timer, contact, waits.get(timer.contact_id, []))
+            except Exception:
+                # The lease runs out and another sweep tries again; never lose the timer.
+                log.exception(
+                    "SLA timer %s (%s) of contact %s failed", timer.id, timer.kind,
+                    timer.contact_id,
+                )  # fmt: skip
+                continue
+            if decision is not None:
+                decisions.append(decision)
+        now = self.clock.now()
+        done = await self.db.finish_many(decisions, now)
+        for decision in decisions:
+            if decision.timer.id in done:
+                self.fired.labels(decision.timer.kind, decision.outcome).inc()
+                self.delay.observe(max(0.0, (now - decision.timer.due_at).total_seconds()))
 
-    async def _finish(
+    def _finish(
         self,
         timer: DueTimer,
         outcome: str,
         contact: Contact | None = None,
         values: dict[str, Any] | None = None,
-        only_if: tuple[Any, ...] = (),
+        only_if_null: str | None = None,
         event: tuple[str, str, dict[str, Any]] | None = None,
-    ) -> str | None:
-        now = self.clock.now()
+    ) -> Decision:
         row = None
         if event is not None and contact is not None:
             kind, reason, data = event
-            row = event_row(contact.id or 0, now, kind, ACTOR, reason, data)
-        done = await self.db.finish(
-            timer.id,
-            now,
-            outcome,
-            contact.id if contact else None,
-            values,
-            only_if,
-            row,
+            row = event_row(contact.id or 0, self.clock.now(), kind, ACTOR, reason, data)
+        return Decision(
+            timer, outcome, contact.id if contact else None, values or {}, only_if_null, row
         )
-        return outcome if done else None
 
     # --- acknowledgement --------------------------------------------------------------------
 
-    async def _acknowledge(self, timer: DueTimer, contact: Contact) -> str | None:
+    async def _acknowledge(
+        self, timer: DueTimer, contact: Contact, waits: list[ContactEvent]
+    ) -> Decision | None:
         if contact.acked_at is not None:
-            return await self._finish(timer, "already")
+            return self._finish(timer, "already")
         handled = contact.answered_at or contact.closed_at
         if handled is not None:
-            return await self._finish(
+            return self._finish(
                 timer,
                 "answered",
                 contact,
                 {"acked_at": handled},
-                (CONTACT.c.acked_at.is_(None),),
+                "acked_at",
             )
         sent = await self.db.outbound_with_purpose(contact.id or 0, Purpose.acknowledgement)
         message = sent[-1] if sent else None
@@ -225,12 +228,12 @@ class SlaEngine:
                 variables=self.variables(values, dates),
             )
         if message.delivery_status in SENT:
-            return await self._finish(
+            return self._finish(
                 timer,
                 "sent",
                 contact,
                 {"acked_at": self.clock.now()},
-                (CONTACT.c.acked_at.is_(None),),
+                "acked_at",
                 (
                     "sla_acknowledgement",
                     f"ontvangstbevestiging verstuurd via {message.channel}",
@@ -245,18 +248,20 @@ class SlaEngine:
 
     # --- breaches and warnings --------------------------------------------------------------
 
-    async def _ack_breach(self, timer: DueTimer, contact: Contact) -> str | None:
+    async def _ack_breach(
+        self, timer: DueTimer, contact: Contact, waits: list[ContactEvent]
+    ) -> Decision | None:
         due = contact.ack_due or timer.due_at
         handled = [t for t in (contact.acked_at, contact.answered_at, contact.closed_at) if t]
         if handled and min(handled) <= due:
-            return await self._finish(timer, "met")
+            return self._finish(timer, "met")
         ack = self.book.acknowledgement_norm(contact.channel, contact.kind)
-        return await self._finish(
+        return self._finish(
             timer,
             "breached",
             contact,
             {"ack_breached_at": due, "sla_state": "breached"},
-            (CONTACT.c.ack_breached_at.is_(None),),
+            "ack_breached_at",
             (
                 "sla_breach",
                 "termijn ontvangstbevestiging verstreken zonder bevestiging",
@@ -264,19 +269,21 @@ class SlaEngine:
             ),
         )
 
-    async def _warning(self, timer: DueTimer, contact: Contact) -> str | None:
+    async def _warning(
+        self, timer: DueTimer, contact: Contact, waits: list[ContactEvent]
+    ) -> Decision | None:
         if contact.answered_at or contact.status == Status.closed:
-            return await self._finish(timer, "handled")
+            return self._finish(timer, "handled")
         norm = self.book.by_id(contact.sla_norm)
-        if norm is not None and await self._apply_pause(contact, norm):
-            return "paused"  # the timers were replaced by ones on the new deadline
+        if norm is not None and await self._apply_pause(contact, norm, waits):
+            return None  # the timers were replaced by ones on the new deadline
         due = contact.answer_due
-        return await self._finish(
+        return self._finish(
             timer,
             "warned",
             contact,
             {"sla_state": "at_risk"},
-            (CONTACT.c.sla_state.is_(None),),
+            "sla_state",
             (
                 "sla_warning",
                 "termijn bijna verstreken: beantwoord of stuur tijdig een verdaging",
@@ -288,23 +295,25 @@ class SlaEngine:
             ),
         )
 
-    async def _answer_breach(self, timer: DueTimer, contact: Contact) -> str | None:
+    async def _answer_breach(
+        self, timer: DueTimer, contact: Contact, waits: list[ContactEvent]
+    ) -> Decision | None:
         due = contact.answer_due or timer.due_at
         handled = contact.answered_at or contact.closed_at
         if handled is not None and handled <= due:
-            return await self._finish(timer, "met")
+            return self._finish(timer, "met")
         norm = self.book.by_id(contact.sla_norm)
-        if handled is None and norm is not None and await self._apply_pause(contact, norm):
-            return "paused"
+        if handled is None and norm is not None and await self._apply_pause(contact, norm, waits):
+            return None
         if due > self.clock.now():
             await self.db.postpone(timer.id, due)
             return None
-        return await self._finish(
+        return self._finish(
             timer,
             "breached",
             contact,
             {"answer_breached_at": due, "sla_state": "breached"},
-            (CONTACT.c.answer_breached_at.is_(None),),
+            "answer_breached_at",
             (
                 "sla_breach",
                 "antwoordtermijn verstreken zonder antwoord of verdaging",
@@ -312,14 +321,13 @@ class SlaEngine:
             ),
         )
 
-    async def _apply_pause(self, contact: Contact, norm: Norm) -> bool:
+    async def _apply_pause(self, contact: Contact, norm: Norm, waits: list[ContactEvent]) -> bool:
         """Norms that allow it: move the answer deadline on by the time spent waiting on the
         resident not yet accounted for. True when the deadline moved."""
         if not norm.pause_on_resident or contact.answer_due is None:
             return False
         now = self.clock.now()
-        events = await self.db.status_events(contact.id or 0)
-        total, reasons = paused_seconds(events, now)
+        total, reasons = paused_seconds(waits, now)
         extra = total - contact.sla_paused_seconds
         if extra < 1:
             return False
@@ -423,10 +431,12 @@ class SlaEngine:
         assert updated is not None
         return updated
 
-    async def _extension_notice(self, timer: DueTimer, contact: Contact) -> str | None:
+    async def _extension_notice(
+        self, timer: DueTimer, contact: Contact, waits: list[ContactEvent]
+    ) -> Decision | None:
         events = [e for e in await self.db.status_events(contact.id or 0) if e.type == "verdaging"]
         if not events:
-            return await self._finish(timer, "nothing")
+            return self._finish(timer, "nothing")
         data = events[-1].data
         sent = await self.db.outbound_with_purpose(contact.id or 0, Purpose.extension)
         message = next((m for m in sent if m.variables.get("new_due_iso") == data["new_day"]), None)
@@ -440,7 +450,7 @@ class SlaEngine:
             message = await self.outbox.send(
                 contact, text, purpose=Purpose.extension, variables=variables
             )
-        return await self._finish(
+        return self._finish(
             timer,
             "sent" if message.delivery_status in SENT else "queued",
             contact,
@@ -505,3 +515,13 @@ class SlaEngine:
         for queue in set(queues) | {q for q, _ in counts}:
             self.at_risk_gauge.labels(queue).set(counts.get((queue, "at_risk"), 0))
             self.breached_gauge.labels(queue).set(counts.get((queue, "breached"), 0))
+
+
+Handler = Callable[[SlaEngine, DueTimer, Contact, list[ContactEvent]], Awaitable[Decision | None]]
+HANDLERS: dict[str, Handler] = {
+    "acknowledgement": SlaEngine._acknowledge,
+    "ack_breach": SlaEngine._ack_breach,
+    "warning": SlaEngine._warning,
+    "answer_breach": SlaEngine._answer_breach,
+    "extension_notice": SlaEngine._extension_notice,
+}
