@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from adapters.channel import ChannelAdapter
+from adapters.email.adapter import EmailAdapter
+from adapters.post.handlers import PostAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from adapters.webform.handlers import WebformAdapter
 from kcc.services import Services
 
@@ -10,4 +13,7 @@ from kcc.services import Services
 def build_adapters(services: Services) -> list[ChannelAdapter]:
     return [
         WebformAdapter(services),
+        PostAdapter(services),
+        TelegramAdapter(services),
+        EmailAdapter(services),
     ]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from adapters.telegram import cli as telegram_cli
 from agents.registry import AgentError, add_agent, parse_skills
 from kcc.settings import Settings
 
@@ -48,6 +49,10 @@ def _configure_logging(verbose: bool = False) -> None:
     )
     # Access logs carry paths with references but never bodies; keep them at INFO.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO, and a Bot API URL carries the bot token; at DEBUG
+    # python-telegram-bot logs whole updates (residents' messages).
+    for name in ("httpx", "httpcore", "telegram"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -213,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p_norms.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
     p_norms.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD")
     p_norms.set_defaults(func=report_norms)
+
+    telegram_cli.add_commands(commands)
 
     args = parser.parse_args(argv)
     result: int = args.func(args)

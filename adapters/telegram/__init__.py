@@ -1,1 +1,2 @@
-"""Telegram through python-telegram-bot in webhook mode (channel adapter; not built yet)."""
+"""Telegram through python-telegram-bot in webhook mode inside our aiohttp app
+(`adapters/telegram/adapter.py`); replies through the Bot API (`sender.py`)."""

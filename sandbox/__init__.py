@@ -1,0 +1,1 @@
+"""Local stand-ins for external providers (tests and the demo; never production)."""
