@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo serve test lint bench bench-sla evaluate clean
+.PHONY: setup demo serve test lint bench bench-sla bench-kennisbank evaluate clean
 
 $(BIN)/kcc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,12 @@ bench: setup
 bench-sla: setup
 	$(BIN)/python bench/sla_sweep.py
 
+bench-kennisbank: setup
+	$(BIN)/python bench/kennisbank_search.py
+
 evaluate: setup
 	$(BIN)/python scripts/evaluate_routing.py
+	$(BIN)/python scripts/evaluate_routing.py --dataset tests/fixtures/eval/questions-heldout.tsv
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache *.egg-info

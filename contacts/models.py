@@ -115,6 +115,7 @@ class AgentRole(StrEnum):
     teamlead = "teamlead"
     admin = "admin"
     integration = "integration"  # a system that feeds contacts in (adapters, website, KISS...)
+    editor = "editor"  # writes kennisbank articles; sees no contacts
 
 
 class AgentStatus(StrEnum):
@@ -267,6 +268,10 @@ class Message(SQLModel, table=True):
     variables: dict[str, str] = Field(default_factory=dict, sa_type=_json())
     # When a process last started handing it to its channel; a stale one is tried again.
     attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # Outbound: the kennisbank article version the reply was based on, so the answer a
+    # resident got can be reconstructed (GET /api/kennisbank/articles/{slug}/versions/{n}).
+    article_slug: str | None = Field(default=None, max_length=64)
+    article_version: int | None = Field(default=None)
 
 
 class Attachment(SQLModel, table=True):
@@ -335,6 +340,41 @@ class ReferenceCounter(SQLModel, table=True):
     last: int = Field(default=0)
 
 
+class ArticleVersion(SQLModel, table=True):
+    """Every version of every kennisbank article, never updated or deleted: the current version
+    of a slug is its highest number. `source` is the whole Markdown file (front matter and
+    sections), so files and API edits share one format."""
+
+    __tablename__ = "kb_article_version"
+    __table_args__ = (sa.UniqueConstraint("slug", "version", name="uq_kb_article_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, index=True)
+    version: int
+    title: str = Field(max_length=300)
+    source: str = Field(sa_type=sa.Text())
+    source_sha256: str = Field(max_length=64)
+    # "file" (imported from config/kennisbank/) or "api" (an editor's edit).
+    origin: str = Field(max_length=8)
+    author: str = Field(max_length=64)  # "file", "agent:12"
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class KennisbankGap(SQLModel, table=True):
+    """A question the kennisbank had no good answer to, anonymised, counted per wording."""
+
+    __tablename__ = "kb_gap"
+
+    id: int | None = Field(default=None, primary_key=True)
+    query: str = Field(max_length=300, unique=True)
+    count: int = Field(default=1)
+    source: str = Field(max_length=16)  # "search" or the channel of an inbound contact
+    best_slug: str | None = Field(default=None, max_length=64)
+    best_score: float = Field(default=0.0)
+    first_at: datetime = Field(sa_type=UtcDateTime)
+    last_at: datetime = Field(sa_type=UtcDateTime, index=True)
+
+
 class PostScan(SQLModel, table=True):
     """A scanned letter as it came in (one per inbound post message): where its text came from
     page by page, and whether the resident consented to an e-mail reply (None: not stated)."""
@@ -387,3 +427,24 @@ class MailboxState(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
     updated_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class PhoneCall(SQLModel, table=True):
+    """A live call behind a phone contact: how long the caller waited, whether an agent
+    answered or the caller hung up (abandoned) or chose a callback, and how long it lasted."""
+
+    __table_args__ = (sa.UniqueConstraint("call_sid", name="uq_phonecall_call_sid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    call_sid: str = Field(max_length=64)
+    # waiting -> answered | abandoned | callback
+    status: str = Field(default="waiting", max_length=16)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    wait_seconds: float | None = Field(default=None)
+    answered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    abandoned_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    duration_seconds: int | None = Field(default=None)
+    # Twilio's final CallStatus: completed, busy, no-answer, canceled, failed.
+    end_status: str | None = Field(default=None, max_length=16)

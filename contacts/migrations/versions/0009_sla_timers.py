@@ -1,7 +1,7 @@
 """SLA engine: norm and deadline state on the contact, and the table of due timers
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0010
 Create Date: 2026-11-23
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import contacts.models
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
