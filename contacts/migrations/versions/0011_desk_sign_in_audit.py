@@ -2,7 +2,7 @@
 who viewed which resident (append-only, like the contact history), and the dashboard's samples
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0009
 Create Date: 2026-11-23
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import contacts.models
 
 revision: str = "0011"
-down_revision: str | None = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
