@@ -4,10 +4,12 @@ attachments and the audit log. Everything a contact undergoes lands in its histo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from contacts.inbound import InboundMessage, ResidentIdentity
 from contacts.models import HELD_STATUSES, Status
@@ -286,3 +288,81 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/contacts/{reference}/attachments/{attachment_id}", attachment)
     app.router.add_post("/api/agents/me/capacity", set_capacity)
     app.router.add_get("/api/audit", audit_log)
+
+
+OPENAPI_BODIES: dict[str, type[BaseModel]] = {
+    "CallbackRequest": CallbackRequest,
+    "ReferralRequest": ReferralRequest,
+    "CapacityRequest": CapacityRequest,
+}
+
+
+def openapi_paths(op: Callable[..., dict[str, Any]], ref: list[dict[str, Any]]) -> dict[str, Any]:
+    """The desk's and dashboard's API paths; `op` builds an operation the way openapi.py does.
+    Every path also accepts the desk's session cookie (with `X-CSRF-Token` on POST)."""
+
+    def query(name: str, description: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "query",
+            "description": description,
+            "schema": {"type": "string"},
+        }
+
+    attachment = {
+        "name": "attachment_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer"},
+    }
+    return {
+        "/api/desk/list": {
+            "get": op("My offered and open contacts, with their deadline state (agent)")
+        },
+        "/api/contacts/{reference}/take": {
+            "post": op("Take a contact offered to me (it is no longer a mere offer)", params=ref)
+        },
+        "/api/contacts/{reference}/callback": {
+            "post": op(
+                "Callback task: a new phone contact for the same resident, answer_due = due",
+                "CallbackRequest",
+                ok="201",
+                params=ref,
+                extra={"200": {"description": "the same idempotency key again"}},
+            )
+        },
+        "/api/contacts/{reference}/referral": {
+            "post": op(
+                "Refer to a partner with a warm hand-over note; closes as 'doorverwezen'",
+                "ReferralRequest",
+                ok="201",
+                params=ref,
+            )
+        },
+        "/api/contacts/{reference}/attachments/{attachment_id}": {
+            "get": op(
+                "An attachment (PDF and images inline, other files as download); audited",
+                params=[*ref, attachment],
+            )
+        },
+        "/api/agents/me/capacity": {
+            "post": op("My capacity per channel kind (0-20)", "CapacityRequest")
+        },
+        "/api/audit": {
+            "get": op(
+                "Team leads: who viewed which resident's data (append-only audit log)",
+                params=[
+                    query("resident_id", "only this resident"),
+                    query("agent_id", "only this agent"),
+                    query("reference", "only this contact"),
+                    query("limit", "at most this many, newest first (default 200, max 1000)"),
+                ],
+            )
+        },
+        "/api/dashboard": {
+            "get": op("Team leads: the live dashboard's snapshot (queues, agents, deadlines)")
+        },
+        "/api/dashboard/series": {
+            "get": op("Team leads: today's samples of waiting and service level")
+        },
+    }
