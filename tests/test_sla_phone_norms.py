@@ -7,6 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kcc.clock import ManualClock
 from sandbox.twilio import Call, new_sid
 from tests.helpers import bearer, token_for
@@ -80,8 +82,22 @@ async def close(world: TwilioWorld, agent: dict[str, str], reference: str, outco
 
 
 async def test_phone_norms_from_the_call_data(tmp_path: Path) -> None:
+    await phone_scenario(tmp_path)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_phone_norms_on_postgres_and_redis(
+    tmp_path: Path, fresh_postgres: str, fresh_redis: str
+) -> None:
+    await phone_scenario(tmp_path, database_url=fresh_postgres, redis_url=fresh_redis)
+
+
+async def phone_scenario(tmp_path: Path, database_url: str = "", redis_url: str = "") -> None:
     clock = ManualClock(MONDAY)  # Monday 23 November 2026, 10:00 in Groningen
-    async with twilio_world(tmp_path, clock=clock) as world:
+    async with twilio_world(
+        tmp_path, clock=clock, database_url=database_url, redis_url=redis_url
+    ) as world:
         lead = bearer(await token_for(world.services, "Lotte", role="teamlead"))
         # Four calls on Monday 10:00: answered after 12 s (within) and after 45 s, hung up after
         # 41 s and after 5 s (abandoned: missed, however short the wait).
