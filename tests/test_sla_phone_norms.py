@@ -157,4 +157,9 @@ async def phone_scenario(tmp_path: Path, database_url: str = "", redis_url: str 
         rows = await phone_rows(world, lead)
         assert rows["phone-callback"] == (6, 2, 3, 1, 1, 40.0, True)
         assert rows["phone-transfer"][-1] is False
+        report = await (await world.client.get(REPORT, headers=lead)).json()
+        notes = {r["norm_id"]: r["note"] for r in report["norms"] if r["channel"] == "phone"}
+        assert "opgehangen = buiten de norm" in notes["phone-answered"]
+        assert "GET /api/phone/norms" in notes["phone-answered"]
+        assert "geen doorverbindingen" in notes["phone-transfer"]
         assert rows["phone-answered"] == (5, 2, 3, 0, 0, 40.0, True)
