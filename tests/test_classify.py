@@ -11,7 +11,8 @@ from router.classify import Classification, ClassificationConfigError, Classifie
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
-DEV_SET = Path("/work/shared/eval/questions-dev.tsv")
+# The labelled development set lives in ../shared beside the repository.
+DEV_SET = Path(__file__).resolve().parents[2] / "shared" / "eval" / "questions-dev.tsv"
 
 
 @pytest.fixture(scope="module")
