@@ -12,7 +12,7 @@ from router.classify import Classification, ClassificationConfigError, Classifie
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
 # The labelled development set lives in ../shared beside the repository.
-DEV_SET = Path(__file__).resolve().parents[2] / "shared" / "eval" / "questions-dev.tsv"
+DEV_SET = REPO_ROOT.parent / "shared" / "eval" / "questions-dev.tsv"
 
 
 @pytest.fixture(scope="module")
