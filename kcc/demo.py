@@ -2,9 +2,14 @@
 residents writing in on every channel and simulated agents working the queues over the HTTP API,
 so a newcomer sees queues fill and drain, and can use the API and the web form alongside.
 
-Everything the simulation does goes through the running server, the way real clients would:
-residents post to the web form and (for now) to the ingest API with an integration token, agents
-use only the agent API. The people, addresses and numbers are fictional.
+Everything the simulation does goes through the running server, the way real clients would.
+Residents write in through each channel's real inbound path against local stand-ins of the
+providers (`kcc/demo_channels.py`, `sandbox/`): Telegram updates with the webhook secret, the web
+form as a browser posts it; a channel whose adapter is not in this build yet goes through the
+ingest API with an integration token. Agents use only the agent API, and their replies leave
+through each channel's real outbound path to the stand-ins, which count them. The demo makes up
+the providers' credentials for every run and never uses those of the environment. The people,
+addresses and numbers are fictional.
 """
 
 from __future__ import annotations
@@ -44,6 +49,13 @@ from contacts.database import sqlite_url
 from contacts.models import Contact
 from kcc.app import create_app
 from kcc.cli import ACCESS_LOG
+from kcc.demo_channels import (
+    ChannelRoute,
+    Resident,
+    RouteError,
+    available_routes,
+    find_contact,
+)
 from kcc.services import Services
 from kcc.settings import Settings
 
@@ -58,6 +70,14 @@ WAVE_SECONDS = 60.0
 WAVE_DEPTH = 0.6
 # Marks a data directory the demo made, so it never wipes a real service's database.
 MARKER = ".kcc-demo"
+# Loggers kept at WARNING during the demo: httpx logs request URLs, and a Bot API URL carries the
+# bot token; python-telegram-bot logs whole updates (residents' messages) at DEBUG.
+QUIET_LOGGERS = {
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "telegram": logging.WARNING,
+    "apscheduler": logging.WARNING,
+}
 
 CHANNEL_MIX: dict[str, float] = {
     "phone": 35,
@@ -71,7 +91,8 @@ CHANNEL_MIX: dict[str, float] = {
 # Share of contacts not in Dutch on the written and chat channels (phone, desk, post: Dutch).
 FOREIGN_SHARE = 0.12
 DUPLICATE_SHARE = 0.05  # the channel delivers the same message twice
-FOLLOW_UP_SHARE = 0.10  # of WhatsApp messages: a second message from a recent number
+FOLLOW_UP_SHARE = 0.10  # of these channels' messages: a second one in a recent conversation
+FOLLOW_UP_CHANNELS = ("whatsapp", "telegram", "email")
 SPAM_SHARE = 0.01
 
 HANDLE_SECONDS: dict[str, tuple[float, float]] = {
@@ -612,8 +633,8 @@ RESIDENT_ANSWERS = {
     "ar": ("شكرا. رقم منزلي هو {nr}.",),
     "tr": ("Teşekkürler. Ev numaram {nr}.",),
 }
-# A second WhatsApp message from the same number, open thread or not.
-WHATSAPP_FOLLOW_UPS = (
+# A second message in the same WhatsApp chat, Telegram chat or mail thread, open contact or not.
+FOLLOW_UPS = (
     "Ik wil nog even toevoegen dat het om {street} {nr} gaat.",
     "Is er al iets bekend over mijn vraag van net?",
     "Sorry, ik vergat te zeggen dat ik overdag niet thuis ben.",
@@ -824,6 +845,29 @@ class Sent:
     transfers: int = 0
 
 
+@dataclass(frozen=True)
+class Thread:
+    """A conversation a resident started, so they can write in it again."""
+
+    channel: str
+    sender: dict[str, Any] | str
+    thread_key: str | None
+    language: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What became of a resident's message."""
+
+    reference: str
+    outcome: str  # created | follow_up | duplicate
+    # The handle a later message in the same conversation needs (a chat id, a mail's id).
+    thread: str | None
+    # The provider delivers the same message again; returns the reference it then has.
+    again: Callable[[], Awaitable[str]]
+
+
 @dataclass
 class DemoStats:
     created: Counter[str] = field(default_factory=Counter)  # new contacts per channel
@@ -978,8 +1022,11 @@ class Demo:
         self._sessions: list[aiohttp.ClientSession] = []
         self._residents_session: aiohttp.ClientSession | None = None
         self._sent: dict[str, Sent] = {}
+        # The channels that go through their real inbound path, against a local stand-in.
+        self.routes: dict[str, ChannelRoute] = {}
         self._holders: dict[str, str] = {}
-        self._whatsapp_numbers: deque[tuple[str, str]] = deque(maxlen=40)
+        # Recent conversations on the chat and mail channels, for follow-up messages.
+        self._threads: deque[Thread] = deque(maxlen=60)
         self._started = 0.0
         self._message_number = 0
 
@@ -1000,20 +1047,36 @@ class Demo:
         except (DemoError, OSError) as error:
             self.complain(str(error))
             return 2
-        services = await Services.build(self.settings)
-        self.services = services
-        self._channel_class = {n: r.channel_class for n, r in services.config.channels.items()}
-        self._queues = list(services.config.queues)
         verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
-        intake_log = logging.getLogger("adapters.intake")
-        intake_level = intake_log.level
+        quiet = dict(QUIET_LOGGERS)
         if not verbose:
             # One INFO line per contact would scroll the queue table off the screen.
-            intake_log.setLevel(logging.WARNING)
+            quiet["adapters.intake"] = logging.WARNING
+        levels = {name: logging.getLogger(name).level for name in quiet}
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
         try:
+            await self._prepare_routes()
+            services = await Services.build(self.settings)
+            self.services = services
+            self._channel_class = {n: r.channel_class for n, r in services.config.channels.items()}
+            self._queues = list(services.config.queues)
             return await self._serve(services, verbose)
         finally:
-            intake_log.setLevel(intake_level)
+            for route in self.routes.values():
+                with contextlib.suppress(Exception):
+                    await route.close()
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+
+    async def _prepare_routes(self) -> None:
+        """Start the providers' stand-ins and give the service fresh credentials for them: the
+        environment's real ones (TWILIO_*, TELEGRAM_*...) are never used by the demo."""
+        demo_secrets: dict[str, str] = {}
+        for route in available_routes():
+            self.routes[route.channel] = route
+            demo_secrets.update(await route.prepare())
+        self.settings = replace(self.settings, secrets=demo_secrets)
 
     async def _serve(self, services: Services, verbose: bool) -> int:
         # The access log (hundreds of simulated requests) only with --verbose.
@@ -1039,6 +1102,8 @@ class Demo:
             port = self._bound_port(runner)
             self.base_url = f"http://{client_host(self.settings.host)}:{port}"
             await self._create_people(services)
+            for route in self.routes.values():
+                await route.connect(self.settings, self.base_url)
             installed = self._install_signal_handlers()
             self._welcome()
             self._started = time.monotonic()
@@ -1220,41 +1285,44 @@ class Demo:
 
     async def _arrival(self, session: aiohttp.ClientSession, channel: str) -> None:
         try:
-            if (
-                channel == "whatsapp"
-                and self._whatsapp_numbers
-                and self.rng.random() < FOLLOW_UP_SHARE
-            ):
-                await self._whatsapp_follow_up(session)
+            threads = [t for t in self._threads if t.channel == channel]
+            if threads and self.rng.random() < FOLLOW_UP_SHARE:
+                await self._follow_up(session, self.rng.choice(threads))
                 return
             template = self._pick_template(channel)
             request = self._compose(channel, template)
-            reference, outcome = await self._post(session, request)
-            if outcome == "follow_up":
+            posted = await self._send(session, request)
+            if posted.outcome == "follow_up":
                 self.stats.follow_ups += 1
                 return
-            if outcome == "duplicate":
+            if posted.outcome == "duplicate":
                 return
             self.stats.created[channel] += 1
-            self._sent[reference] = Sent(
+            self._sent[posted.reference] = Sent(
                 template,
                 channel,
                 request.sender,
-                request.thread_key,
+                posted.thread,
                 {template.queue, *template.also},
             )
-            if channel == "whatsapp" and isinstance(request.sender, str):
-                self._whatsapp_numbers.append((request.sender, template.language))
+            if channel in FOLLOW_UP_CHANNELS:
+                self._threads.append(
+                    Thread(
+                        channel, request.sender, posted.thread, template.language, request.subject
+                    )
+                )
             if self.rng.random() < DUPLICATE_SHARE:
-                # The channel delivers the same message again: the service must recognise it.
+                # The provider delivers the same message again: the service must recognise it.
                 await asyncio.sleep(self.rng.uniform(0.2, 2.0))
                 self.stats.duplicates_sent += 1
-                again, _ = await self._post(session, request)
-                if again == reference:
+                again = await posted.again()
+                if again == posted.reference:
                     self.stats.duplicates_confirmed += 1
                 else:
                     self.stats.duplicate_mismatches += 1
-                    log.warning("demo: a resent message made %s besides %s", again, reference)
+                    log.warning(
+                        "demo: a resent message made %s besides %s", again, posted.reference
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -1263,22 +1331,33 @@ class Demo:
                 "demo: a resident on %s failed: %s: %s", channel, type(error).__name__, error
             )
 
-    async def _whatsapp_follow_up(self, session: aiohttp.ClientSession) -> None:
-        number, language = self.rng.choice(self._whatsapp_numbers)
+    async def _follow_up(self, session: aiohttp.ClientSession, thread: Thread) -> None:
+        """A second message in a conversation the resident started a little earlier."""
+        language = thread.language
         text = (
-            self._fill(self.rng.choice(WHATSAPP_FOLLOW_UPS))
+            self._fill(self.rng.choice(FOLLOW_UPS))
             if language == "nl"
             else self._fill(self.rng.choice(RESIDENT_ANSWERS[language]))
         )
-        request = Request("whatsapp", self._message_id("whatsapp"), number, "", text)
-        reference, outcome = await self._post(session, request)
-        if outcome == "follow_up":
+        subject = f"Re: {thread.subject}" if thread.subject else ""
+        request = Request(
+            thread.channel,
+            self._message_id(thread.channel),
+            thread.sender,
+            subject,
+            text,
+            thread_key=thread.thread_key,
+        )
+        posted = await self._send(session, request)
+        if posted.outcome == "follow_up":
             self.stats.follow_ups += 1
-        elif outcome == "created":
+        elif posted.outcome == "created":
             # The earlier contact was closed: a new one in the same conversation.
-            self.stats.created["whatsapp"] += 1
-            template = Template("algemeen", "vraag", "", text, language=language)
-            self._sent[reference] = Sent(template, "whatsapp", number, None, set(self._queues))
+            self.stats.created[thread.channel] += 1
+            template = Template("algemeen", "vraag", subject, text, language=language)
+            self._sent[posted.reference] = Sent(
+                template, thread.channel, thread.sender, posted.thread, set(self._queues)
+            )
 
     def _pick_template(self, channel: str) -> Template:
         if self.rng.random() < SPAM_SHARE and channel in ("email", "webform"):
@@ -1387,8 +1466,53 @@ class Demo:
             return Request(channel, message_id, phone, "", text)
         return Request(channel, message_id, phone, "", text)  # whatsapp
 
+    async def _send(self, session: aiohttp.ClientSession, request: Request) -> Posted:
+        """Send a resident's message on its channel's real inbound path where the demo has one,
+        else through the ingest API."""
+        route = self.routes.get(request.channel)
+        if route is None:
+            reference, outcome = await self._post(session, request)
+
+            async def post_again() -> str:
+                return (await self._post(session, request))[0]
+
+            return Posted(reference, outcome, request.thread_key, post_again)
+        outgoing, thread = route.compose(
+            self._resident_of(request), request.subject, request.text, request.thread_key
+        )
+        await outgoing.deliver()
+        reference, outcome = await self._find(request.channel, outgoing.message_id)
+
+        async def deliver_again() -> str:
+            await outgoing.deliver()
+            return (await self._find(request.channel, outgoing.message_id))[0]
+
+        return Posted(reference, outcome, thread, deliver_again)
+
+    async def _find(self, channel: str, message_id: str) -> tuple[str, str]:
+        # The provider got a plain success answer, no reference: look the message up.
+        assert self.services is not None
+        found = await find_contact(self.services, channel, message_id)
+        if found is None:
+            raise RouteError(f"the {channel} message was answered but not stored")
+        return found
+
+    @staticmethod
+    def _resident_of(request: Request) -> Resident:
+        sender = request.sender
+        if isinstance(sender, str):
+            return Resident(name="", phone=sender)
+        return Resident(
+            name=str(sender.get("name", "")),
+            phone=str(sender.get("phone", "")),
+            email=str(sender.get("email", "")),
+            telegram_id=str(sender.get("telegram_id", "")),
+            postal_address=str(sender.get("postal_address", "")),
+        )
+
     async def _post(self, session: aiohttp.ClientSession, request: Request) -> tuple[str, str]:
-        """Send a resident's message; returns the contact's reference and the intake outcome."""
+        """Send a resident's message to the web form or the ingest API; returns the contact's
+        reference and the intake outcome."""
         if request.channel == "webform":
             assert isinstance(request.sender, dict)
             status, body = await self._call(
@@ -1425,8 +1549,8 @@ class Demo:
         )
         try:
             assert self._residents_session is not None
-            _, outcome = await self._post(self._residents_session, request)
-            if outcome == "follow_up":
+            posted = await self._send(self._residents_session, request)
+            if posted.outcome == "follow_up":
                 self.stats.resident_answers += 1
         except asyncio.CancelledError:
             raise
@@ -1646,6 +1770,19 @@ class Demo:
         self.say(
             f'    curl -s -X POST -H "Authorization: Bearer $KCC_AGENT" {url}/api/agents/me/next'
         )
+        self.say("  how residents' messages come in (and replies go out):")
+        self.say("    webform   the form above, posted as a browser does")
+        for name, route in self.routes.items():
+            self.say(f"    {name:<9} {route.how(url)}")
+        others = [c for c in CHANNEL_MIX if c != "webform" and c not in self.routes]
+        if others:
+            self.say(
+                f"    {', '.join(others)}: POST {url}/api/contacts with an integration token "
+                "(no adapter for them in this build yet)"
+            )
+        self.say(
+            "    provider credentials are made up for this run; none from the environment is used"
+        )
         self.say(
             f"  {len(self.agents)} simulated agents, about {self.rate:g} new contacts per "
             f"second, handling {self.speed:g}x faster than real, {until}"
@@ -1700,7 +1837,15 @@ class Demo:
             f"{s.transfers} transferred · {s.on_break}/{len(self.agents)} agents on a break"
             + (f" · {errors} errors (see the log)" if errors else "")
         )
+        if self.routes:
+            lines.append(f"{'':<27}replies delivered: {self._delivered()}")
         return "\n".join(lines)
+
+    def _delivered(self) -> str:
+        """Replies (and other messages) that reached each provider's stand-in."""
+        return ", ".join(
+            f"{name} {route.replies_delivered()}" for name, route in self.routes.items()
+        )
 
     def _farewell(self) -> None:
         s = self.stats
@@ -1717,6 +1862,8 @@ class Demo:
             f"  closed {s.closed} ({outcomes or 'none'}), transferred {s.transfers}, "
             f"waited on residents {s.waits} ({s.resident_answers} answered)"
         )
+        if self.routes:
+            self.say(f"  replies delivered through the channels: {self._delivered()}")
         if s.double_assignments or s.actor_errors or s.resident_errors:
             self.say(
                 f"  problems: {s.double_assignments} double assignments, "

@@ -1,0 +1,171 @@
+"""How `kcc demo` reaches the service on each channel: through the channel's real inbound path,
+against the provider's local stand-in from `sandbox/` (never a real provider).
+
+A `ChannelRoute` starts its stand-in on 127.0.0.1 before the services are built, returns the
+credentials the service needs (random for every run, never printed), registers our webhook with
+the stand-in once the service listens, turns a simulated resident's message into what the
+provider would send (a signed webhook, a Telegram update with the secret header, ...), and counts
+the agents' replies the stand-in received through the channel's real outbound path.
+
+A channel whose adapter has not landed yet has no route here: the demo then uses the generic
+ingest API for it (`POST /api/contacts`), so the demo always runs.
+"""
+
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from contacts.models import Message
+from kcc.services import Services
+from kcc.settings import Settings
+
+
+class RouteError(RuntimeError):
+    """The channel's inbound path refused a simulated resident's message."""
+
+
+@dataclass(frozen=True)
+class Resident:
+    """What the demo knows about a resident writing in: enough for any channel's format."""
+
+    name: str
+    phone: str = ""
+    email: str = ""
+    telegram_id: str = ""
+    postal_address: str = ""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A resident's message in the provider's format, ready to be delivered (again)."""
+
+    # What the adapter stores as the message's `channel_message_id`: how the demo finds the
+    # contact afterwards, since a real provider gets no reference back.
+    message_id: str
+    deliver: Callable[[], Awaitable[None]]
+
+
+class ChannelRoute(ABC):
+    channel: str
+
+    @abstractmethod
+    async def prepare(self) -> dict[str, str]:
+        """Start the stand-in; returns the secrets (`Settings.secrets`) pointing the service at
+        it."""
+
+    @abstractmethod
+    async def connect(self, settings: Settings, service_url: str) -> None:
+        """The service listens at `service_url`: register our webhook where the provider needs
+        it."""
+
+    @abstractmethod
+    def compose(
+        self, resident: Resident, subject: str, text: str, thread: str | None
+    ) -> tuple[Outgoing, str | None]:
+        """The resident's message as the provider sends it, and the thread handle a follow-up
+        in the same conversation passes back as `thread`."""
+
+    @abstractmethod
+    def replies_delivered(self) -> int:
+        """Messages our service sent out that reached the stand-in."""
+
+    @abstractmethod
+    def how(self, service_url: str) -> str:
+        """One line for the welcome: how this channel's traffic flows."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop the stand-in."""
+
+
+# --- Telegram ---------------------------------------------------------------------------------
+
+
+class TelegramRoute(ChannelRoute):
+    """Updates posted to `/channels/telegram` with the webhook secret header, after our own
+    `setWebhook` call to the fake Bot API; replies arrive there through `sendMessage`."""
+
+    channel = "telegram"
+
+    def __init__(self) -> None:
+        from sandbox.telegram import FakeBotApi
+
+        bot_id = secrets.randbelow(9_000_000_000) + 1_000_000_000
+        self.api = FakeBotApi(token=f"{bot_id}:{secrets.token_urlsafe(26)}")
+
+    async def prepare(self) -> dict[str, str]:
+        base_url = await self.api.start()
+        return {
+            "TELEGRAM_BOT_TOKEN": self.api.token,
+            "TELEGRAM_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+            "TELEGRAM_API_BASE_URL": base_url,
+        }
+
+    async def connect(self, settings: Settings, service_url: str) -> None:
+        from adapters.telegram.cli import set_webhook
+
+        # The same call `kcc telegram set-webhook` makes against the real Bot API.
+        await set_webhook(settings, url=f"{service_url}/channels/telegram")
+
+    def compose(
+        self, resident: Resident, subject: str, text: str, thread: str | None
+    ) -> tuple[Outgoing, str | None]:
+        chat_id = int(thread or resident.telegram_id)
+        first, _, last = resident.name.partition(" ")
+        update = self.api.text_update(chat_id, text, first_name=first, last_name=last or None)
+        message_id = f"{chat_id}:{update['message']['message_id']}"
+
+        async def deliver() -> None:
+            status, body = await self.api.deliver(update)
+            if status != 200:
+                raise RouteError(f"telegram webhook answered {status}: {body}")
+
+        return Outgoing(message_id, deliver), str(chat_id)
+
+    def replies_delivered(self) -> int:
+        return len(self.api.sent)
+
+    def how(self, service_url: str) -> str:
+        return (
+            f"updates with the secret header to {service_url}/channels/telegram; replies "
+            f"go to a local fake Bot API ({self.api.url})"
+        )
+
+    async def close(self) -> None:
+        await self.api.close()
+
+
+# --- finding the contact ----------------------------------------------------------------------
+
+
+async def find_contact(
+    services: Services, channel: str, channel_message_id: str
+) -> tuple[str, str] | None:
+    """(reference, outcome) of the contact holding this inbound message: `created` when it is
+    the contact's first inbound message, else `follow_up`. None when nothing has it."""
+    found = await services.store.find_message(channel, channel_message_id)
+    if found is None:
+        return None
+    contact, message = found
+    async with services.store.readers() as session:
+        earlier = (
+            await session.execute(
+                select(sa.func.count())
+                .select_from(Message)
+                .where(col(Message.contact_id) == contact.id)
+                .where(col(Message.direction) == message.direction)
+                .where(col(Message.id) < message.id)
+            )
+        ).scalar_one()
+    return contact.reference, "follow_up" if earlier else "created"
+
+
+def available_routes() -> list[ChannelRoute]:
+    """A route for every channel whose adapter and stand-in are in this tree."""
+    return [TelegramRoute()]
