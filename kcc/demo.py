@@ -24,11 +24,11 @@ import signal
 import sys
 import time
 import uuid
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections import Counter, defaultdict, deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import aiohttp
 import sqlalchemy as sa
@@ -60,6 +60,7 @@ from kcc.services import Services
 from kcc.settings import Settings
 
 log = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 # Handling times (seconds) are divided by this, so a few minutes of demo show many contacts.
 DEFAULT_SPEED = 1.5
@@ -990,6 +991,7 @@ class Demo:
         seed: int | None = None,
         out: TextIO | None = None,
         handle_signals: bool = True,
+        channel_mix: Mapping[str, float] | None = None,
     ) -> None:
         # The demo wipes its data: never point it at a configured database or Redis.
         self.settings = replace(settings, database_url="", redis_url="")
@@ -1007,6 +1009,10 @@ class Demo:
         self.out = out or sys.stdout
         self.err = out or sys.stderr
         self.handle_signals = handle_signals
+        # How often residents use each channel (weights); unknown channels are left out.
+        self.channel_mix = {
+            c: w for c, w in (channel_mix or CHANNEL_MIX).items() if c in CHANNEL_MIX and w > 0
+        } or dict(CHANNEL_MIX)
         self.stats = DemoStats()
         self.base_url = ""
         self.services: Services | None = None
@@ -1018,12 +1024,14 @@ class Demo:
         self._integration_token = ""
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._in_flight: set[asyncio.Future[tuple[int, dict[str, Any]]]] = set()
+        self._in_flight: set[asyncio.Future[Any]] = set()
         self._sessions: list[aiohttp.ClientSession] = []
         self._residents_session: aiohttp.ClientSession | None = None
         self._sent: dict[str, Sent] = {}
         # The channels that go through their real inbound path, against a local stand-in.
         self.routes: dict[str, ChannelRoute] = {}
+        # Per routed channel, the provider message ids delivered through its real inbound path.
+        self.delivered_ids: defaultdict[str, set[str]] = defaultdict(set)
         self._holders: dict[str, str] = {}
         # Recent conversations on the chat and mail channels, for follow-up messages.
         self._threads: deque[Thread] = deque(maxlen=60)
@@ -1244,16 +1252,19 @@ class Demo:
         payload: dict[str, Any] | None = None,
         expect: tuple[int, ...] = (200, 201),
     ) -> tuple[int, dict[str, Any]]:
-        # Shielded: stopping the demo cancels the actors, not a request half sent (the server
-        # would see a broken connection); `_shut_down` lets these finish.
-        request = asyncio.ensure_future(self._request(session, method, path, payload))
-        self._in_flight.add(request)
-        request.add_done_callback(self._in_flight.discard)
-        request.add_done_callback(lambda done: done.cancelled() or done.exception())
-        status, body = await asyncio.shield(request)
+        status, body = await self._shielded(self._request(session, method, path, payload))
         if status not in expect:
             raise DemoError(f"{method} {path} answered {status}: {body.get('error', '')}")
         return status, body
+
+    async def _shielded(self, work: Awaitable[Result]) -> Result:
+        # Stopping the demo cancels the actors, not a request half sent (the server would see a
+        # broken connection, a provider would retry); `_shut_down` lets these finish.
+        request = asyncio.ensure_future(work)
+        self._in_flight.add(request)
+        request.add_done_callback(self._in_flight.discard)
+        request.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(request)
 
     async def _request(
         self,
@@ -1275,8 +1286,8 @@ class Demo:
 
     async def _residents(self, session: aiohttp.ClientSession) -> None:
         """Poisson arrivals; the rate follows a slow wave around the average."""
-        channels = list(CHANNEL_MIX)
-        weights = list(CHANNEL_MIX.values())
+        channels = list(self.channel_mix)
+        weights = list(self.channel_mix.values())
         while True:
             wave = 1 + WAVE_DEPTH * math.sin(2 * math.pi * self._elapsed() / WAVE_SECONDS)
             await asyncio.sleep(self.rng.expovariate(self.rate * wave))
@@ -1480,11 +1491,12 @@ class Demo:
         outgoing, thread = route.compose(
             self._resident_of(request), request.subject, request.text, request.thread_key
         )
-        await outgoing.deliver()
+        await self._shielded(outgoing.deliver())
+        self.delivered_ids[request.channel].add(outgoing.message_id)
         reference, outcome = await self._find(request.channel, outgoing.message_id)
 
         async def deliver_again() -> str:
-            await outgoing.deliver()
+            await self._shielded(outgoing.deliver())
             return (await self._find(request.channel, outgoing.message_id))[0]
 
         return Posted(reference, outcome, thread, deliver_again)
@@ -1774,7 +1786,7 @@ class Demo:
         self.say("    webform   the form above, posted as a browser does")
         for name, route in self.routes.items():
             self.say(f"    {name:<9} {route.how(url)}")
-        others = [c for c in CHANNEL_MIX if c != "webform" and c not in self.routes]
+        others = [c for c in self.channel_mix if c != "webform" and c not in self.routes]
         if others:
             self.say(
                 f"    {', '.join(others)}: POST {url}/api/contacts with an integration token "
