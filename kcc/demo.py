@@ -1491,8 +1491,9 @@ class Demo:
         outgoing, thread = route.compose(
             self._resident_of(request), request.subject, request.text, request.thread_key
         )
-        await self._shielded(outgoing.deliver())
+        # Noted before: a delivery under way when the demo stops still completes (shielded).
         self.delivered_ids[request.channel].add(outgoing.message_id)
+        await self._shielded(outgoing.deliver())
         reference, outcome = await self._find(request.channel, outgoing.message_id)
 
         async def deliver_again() -> str:
