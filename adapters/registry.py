@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adapters.channel import ChannelAdapter
+from adapters.post.handlers import PostAdapter
 from adapters.telegram.adapter import TelegramAdapter
 from adapters.webform.handlers import WebformAdapter
 from kcc.services import Services
@@ -11,5 +12,6 @@ from kcc.services import Services
 def build_adapters(services: Services) -> list[ChannelAdapter]:
     return [
         WebformAdapter(services),
+        PostAdapter(services),
         TelegramAdapter(services),
     ]

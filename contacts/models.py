@@ -292,3 +292,43 @@ class Agent(SQLModel, table=True):
 class ReferenceCounter(SQLModel, table=True):
     year: int = Field(primary_key=True)
     last: int = Field(default=0)
+
+
+class PostScan(SQLModel, table=True):
+    """A scanned letter as it came in (one per inbound post message): where its text came from
+    page by page, and whether the resident consented to an e-mail reply (None: not stated)."""
+
+    __tablename__ = "post_scan"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_message_id: str = Field(max_length=200, unique=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    sha256: str = Field(max_length=64)
+    received_at: datetime = Field(sa_type=UtcDateTime)
+    email_consent: bool | None = Field(default=None)
+    # Per page: {"page": 1, "source": "text" | "ocr" | "empty" | "not_read", "chars": 123}.
+    pages: list[dict[str, Any]] = Field(default_factory=list, sa_type=_json())
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class PostLetter(SQLModel, table=True):
+    """A printable reply letter for the mail room: ready -> printed -> posted."""
+
+    __tablename__ = "post_letter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    # The outbound message it renders; one letter per message, so a retried send reuses it.
+    message_id: int = Field(foreign_key="message.id", unique=True)
+    reference: str = Field(max_length=32)
+    sha256: str = Field(max_length=64)
+    storage_key: str = Field(max_length=300)
+    size: int
+    pages: int
+    status: str = Field(default="ready", max_length=16, index=True)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    printed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    posted_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    updated_by: str | None = Field(default=None, max_length=64)
+    # The e-mail copy sent with it (when the resident consented), so a retry sends it once.
+    email_message_id: int | None = Field(default=None, foreign_key="message.id")
