@@ -874,6 +874,7 @@ class DemoStats:
     created: Counter[str] = field(default_factory=Counter)  # new contacts per channel
     follow_ups: int = 0
     duplicates_sent: int = 0
+    resent: Counter[str] = field(default_factory=Counter)  # per channel
     duplicates_confirmed: int = 0  # the service answered a resend with the same reference
     duplicate_mismatches: int = 0
     taken: int = 0
@@ -992,6 +993,7 @@ class Demo:
         out: TextIO | None = None,
         handle_signals: bool = True,
         channel_mix: Mapping[str, float] | None = None,
+        resend_share: float = DUPLICATE_SHARE,
     ) -> None:
         # The demo wipes its data: never point it at a configured database or Redis.
         self.settings = replace(settings, database_url="", redis_url="")
@@ -1009,6 +1011,7 @@ class Demo:
         self.out = out or sys.stdout
         self.err = out or sys.stderr
         self.handle_signals = handle_signals
+        self.resend_share = resend_share
         # How often residents use each channel (weights); unknown channels are left out.
         self.channel_mix = {
             c: w for c, w in (channel_mix or CHANNEL_MIX).items() if c in CHANNEL_MIX and w > 0
@@ -1111,7 +1114,7 @@ class Demo:
             self.base_url = f"http://{client_host(self.settings.host)}:{port}"
             await self._create_people(services)
             for route in self.routes.values():
-                await route.connect(self.settings, self.base_url)
+                await route.connect(self.settings, self.base_url, self._integration_token)
             installed = self._install_signal_handlers()
             self._welcome()
             self._started = time.monotonic()
@@ -1120,6 +1123,11 @@ class Demo:
         finally:
             self._remove_signal_handlers(installed)
             await self._shut_down()
+            for route in self.routes.values():
+                try:
+                    await route.drain()
+                except Exception as error:
+                    log.warning("demo: %s could not finish: %s", route.channel, error)
             await jobs.settle()
             await runner.cleanup()
         self._farewell()
@@ -1322,11 +1330,13 @@ class Demo:
                         channel, request.sender, posted.thread, template.language, request.subject
                     )
                 )
-            if self.rng.random() < DUPLICATE_SHARE:
+            if self.rng.random() < self.resend_share:
                 # The provider delivers the same message again: the service must recognise it.
                 await asyncio.sleep(self.rng.uniform(0.2, 2.0))
-                self.stats.duplicates_sent += 1
                 again = await posted.again()
+                # Counted once the provider had its answer (not when the demo stopped it).
+                self.stats.duplicates_sent += 1
+                self.stats.resent[channel] += 1
                 if again == posted.reference:
                     self.stats.duplicates_confirmed += 1
                 else:
@@ -1857,7 +1867,8 @@ class Demo:
     def _delivered(self) -> str:
         """Replies (and other messages) that reached each provider's stand-in."""
         return ", ".join(
-            f"{name} {route.replies_delivered()}" for name, route in self.routes.items()
+            f"{route.label or name} {route.replies_delivered()}"
+            for name, route in self.routes.items()
         )
 
     def _farewell(self) -> None:

@@ -13,17 +13,24 @@ ingest API for it (`POST /api/contacts`), so the demo always runs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import aiohttp
 import sqlalchemy as sa
 from sqlmodel import col, select
 
 from contacts.models import Message
 from kcc.services import Services
 from kcc.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class RouteError(RuntimeError):
@@ -53,6 +60,8 @@ class Outgoing:
 
 class ChannelRoute(ABC):
     channel: str
+    # What the demo calls the replies it counts ("post letters 3").
+    label = ""
 
     @abstractmethod
     async def prepare(self) -> dict[str, str]:
@@ -60,9 +69,12 @@ class ChannelRoute(ABC):
         it."""
 
     @abstractmethod
-    async def connect(self, settings: Settings, service_url: str) -> None:
+    async def connect(self, settings: Settings, service_url: str, token: str) -> None:
         """The service listens at `service_url`: register our webhook where the provider needs
-        it."""
+        it. `token`: an integration token, for channels whose provider side uses our API."""
+
+    async def drain(self) -> None:  # noqa: B027 - most channels have nothing to collect
+        """The demo is stopping, the service still runs: collect what is still to collect."""
 
     @abstractmethod
     def compose(
@@ -107,7 +119,7 @@ class TelegramRoute(ChannelRoute):
             "TELEGRAM_API_BASE_URL": base_url,
         }
 
-    async def connect(self, settings: Settings, service_url: str) -> None:
+    async def connect(self, settings: Settings, service_url: str, token: str) -> None:
         from adapters.telegram.cli import set_webhook
 
         # The same call `kcc telegram set-webhook` makes against the real Bot API.
@@ -141,6 +153,115 @@ class TelegramRoute(ChannelRoute):
         await self.api.close()
 
 
+# --- scanned post ----------------------------------------------------------------------------
+
+
+class PostRoute(ChannelRoute):
+    """The mail room's scanner posts each letter as a PDF with its metadata to `/channels/post`
+    (integration token); replies become A4 letters that the mail room fetches, prints and marks
+    posted through the mail room API, as it would every morning."""
+
+    channel = "post"
+    label = "post letters"
+    MAIL_ROOM_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self.service_url = ""
+        self.token = ""
+        self.posted = 0
+        self._session: aiohttp.ClientSession | None = None
+        self._mail_room: asyncio.Task[None] | None = None
+
+    async def prepare(self) -> dict[str, str]:
+        return {}
+
+    async def connect(self, settings: Settings, service_url: str, token: str) -> None:
+        self.service_url, self.token = service_url, token
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=aiohttp.ClientTimeout(total=60),
+        )
+        self._mail_room = asyncio.ensure_future(self._every_morning())
+
+    def compose(
+        self, resident: Resident, subject: str, text: str, thread: str | None
+    ) -> tuple[Outgoing, str | None]:
+        from sandbox.post import letter_pdf, submit_letter
+
+        # A text layer, as most scanners' OCR makes: image-only letters would keep Tesseract
+        # busy for seconds each on a small machine.
+        pdf = letter_pdf(f"Betreft: {subject}\n\n{text}" if subject else text)
+        scan_id = f"demo-scan-{uuid.uuid4().hex[:16]}"
+
+        async def deliver() -> None:
+            assert self._session is not None
+            await submit_letter(
+                self.service_url,
+                self.token,
+                pdf,
+                session=self._session,
+                scan_id=scan_id,
+                sender_name=resident.name or None,
+                postal_address=resident.postal_address or None,
+            )
+
+        return Outgoing(f"scan:{scan_id}", deliver), None
+
+    async def _every_morning(self) -> None:
+        while True:
+            await asyncio.sleep(self.MAIL_ROOM_SECONDS)
+            try:
+                await self._print_and_post()
+            except Exception as error:  # the mail room tries again next round
+                log.warning("demo mail room: %s: %s", type(error).__name__, error)
+
+    async def _print_and_post(self) -> None:
+        """Letters ready: download each PDF, mark it printed, then posted."""
+        session = self._session
+        if session is None:
+            return
+        base = f"{self.service_url}/api/post/outgoing"
+        async with session.get(base, params={"status": "ready"}) as response:
+            if response.status != 200:
+                raise RouteError(f"the letters to print answered {response.status}")
+            letters = (await response.json())["letters"]
+        for letter in letters:
+            async with session.get(f"{self.service_url}{letter['download']}") as response:
+                if response.status != 200 or not (await response.read()).startswith(b"%PDF"):
+                    raise RouteError(f"letter {letter['id']} is not a PDF")
+            for step in ("printed", "posted"):
+                async with session.post(f"{base}/{letter['id']}/{step}") as response:
+                    if response.status != 200:
+                        raise RouteError(f"marking letter {letter['id']} {step}: {response.status}")
+            self.posted += 1
+
+    async def drain(self) -> None:
+        if self._mail_room is not None:
+            self._mail_room.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._mail_room
+            self._mail_room = None
+        with contextlib.suppress(aiohttp.ClientError, RouteError, TimeoutError):
+            await self._print_and_post()
+
+    def replies_delivered(self) -> int:
+        return self.posted
+
+    def how(self, service_url: str) -> str:
+        return (
+            f"letter PDFs from the mail room's scanner to {service_url}/channels/post; "
+            f"reply letters printed and posted via {service_url}/api/post/outgoing"
+        )
+
+    async def close(self) -> None:
+        if self._mail_room is not None:
+            self._mail_room.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._mail_room
+        if self._session is not None:
+            await self._session.close()
+
+
 # --- finding the contact ----------------------------------------------------------------------
 
 
@@ -168,4 +289,4 @@ async def find_contact(
 
 def available_routes() -> list[ChannelRoute]:
     """A route for every channel whose adapter and stand-in are in this tree."""
-    return [TelegramRoute()]
+    return [TelegramRoute(), PostRoute()]

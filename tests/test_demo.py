@@ -26,11 +26,11 @@ from router.config import RoutingConfig
 # machine the agents would otherwise answer few chats before the test ends.
 TEST_MIX = {
     "telegram": 25,
+    "post": 20,
     "whatsapp": 15,
     "email": 15,
     "webform": 15,
-    "phone": 10,
-    "post": 10,
+    "phone": 5,
     "counter": 5,
 }
 # The demo stops as soon as it has shown what the test looks for, or after this long: on a
@@ -39,15 +39,15 @@ LONGEST_MINUTES = 0.35
 
 
 async def stop_when_shown(demo: Demo) -> None:
-    """Stop the demo once agents closed contacts, a resent message was recognised and every
-    channel with a real path has had contacts and delivered replies."""
+    """Stop the demo once agents closed contacts, a provider resent a message on a real path,
+    and every channel with a real path has had contacts and delivered replies."""
     while True:
         await asyncio.sleep(0.25)
         routes = demo.routes
         s = demo.stats
         if (
             s.closed >= 10
-            and s.duplicates_sent >= 1
+            and any(s.resent[name] for name in routes)
             and s.follow_ups >= 1
             and len(s.created) >= 4
             and all(s.created[name] for name in routes)
@@ -61,6 +61,9 @@ async def test_demo_fills_and_drains_queues(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # Every SQL statement at DEBUG costs seconds on a loaded machine; it carries no secrets
+    # (tokens are stored as hashes, channel credentials not at all).
+    caplog.set_level(logging.INFO, logger="aiosqlite")
     out = io.StringIO()
     demo = Demo(
         Settings(
@@ -72,13 +75,14 @@ async def test_demo_fills_and_drains_queues(
         minutes=LONGEST_MINUTES,
         port=0,  # the system picks a free port
         agents=6,
-        rate=5,
-        speed=10,
+        rate=3,
+        speed=20,
         report_every=1.0,
         seed=7,
         out=out,
         handle_signals=False,
         channel_mix=TEST_MIX,
+        resend_share=0.3,
     )
     watcher = asyncio.ensure_future(stop_when_shown(demo))
     try:
@@ -87,6 +91,7 @@ async def test_demo_fills_and_drains_queues(
         watcher.cancel()
 
     printed = out.getvalue()
+    print(printed)  # shown when an assertion fails
     assert re.search(r"http://127\.0\.0\.1:\d+/channels/webform", printed)
     assert "/metrics" in printed
     assert "queue            waiting" in printed  # the periodic report
@@ -97,20 +102,23 @@ async def test_demo_fills_and_drains_queues(
 
     # Every wired channel: its traffic flow in the welcome, its made-up credentials nowhere on
     # screen or in the log, replies counted in the report and the farewell.
-    assert "telegram" in demo.routes
+    assert {"telegram", "post"} <= set(demo.routes)
     assert demo.settings.secret("TELEGRAM_BOT_TOKEN") != "1:real-token-from-the-environment"
     for name in demo.routes:
         assert re.search(rf"^    {name}\s+\S", printed, re.MULTILINE), name
         for key, value in route_secrets(demo, name).items():
             assert value not in printed, key
             assert value not in caplog.text, key
-        assert re.search(rf"replies delivered: .*{name} \d", printed), name
-        assert re.search(rf"replies delivered through the channels: .*{name} [1-9]", printed)
+        label = demo.routes[name].label or name
+        assert re.search(rf"replies delivered: .*{label} \d", printed), name
+        assert re.search(rf"replies delivered through the channels: .*{label} [1-9]", printed)
 
     stats = demo.stats
     assert stats.double_assignments == 0
     assert stats.duplicate_mismatches == 0
     assert stats.duplicates_confirmed == stats.duplicates_sent
+    # A provider's retry on a real path (the same update, webhook or scan again) was recognised.
+    assert any(stats.resent[name] for name in demo.routes), stats.resent
     assert stats.resident_errors == 0
     assert stats.actor_errors == 0
     assert stats.closed > 0
@@ -134,7 +142,7 @@ async def test_demo_fills_and_drains_queues(
     ]
     assert closed_by_agents
     assert sum(1 for c in contacts if c["status"] == "closed") >= len(closed_by_agents)
-    assert held_by_two_agents(events) == []
+    assert held_by_two_agents(events, {agent.id for agent in demo.agents}) == []
 
 
 async def read_database(data_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -195,16 +203,18 @@ async def read_messages(data_dir: Path) -> tuple[dict[str, set[str]], Counter[st
     return inbound, outbound
 
 
-def held_by_two_agents(events: list[dict[str, Any]]) -> list[str]:
-    """Replay each contact's history: an assignment while another agent holds the contact, or an
-    agent acting on a contact that is not theirs, is a violation."""
+def held_by_two_agents(events: list[dict[str, Any]], agents: set[int]) -> list[str]:
+    """Replay each contact's history: an assignment while another agent holds the contact, or
+    one of `agents` acting on a contact that is not theirs, is a violation. (Other accounts act
+    too: the mail room marks reply letters printed and posted with its integration token.)"""
     holder: dict[int, int | None] = {}
     problems = []
     for event in events:
         contact = event["contact_id"]
         current = holder.get(contact)
         actor = str(event["actor"])
-        if actor.startswith("agent:") and int(actor.removeprefix("agent:")) != current:
+        acting = int(actor.removeprefix("agent:")) if actor.startswith("agent:") else None
+        if acting in agents and acting != current:
             problems.append(f"contact {contact}: {actor} acted while agent {current} held it")
         to_status = event["to_status"]
         if to_status == "assigned":
