@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adapters.channel import ChannelAdapter
+from adapters.email.adapter import EmailAdapter
 from adapters.post.handlers import PostAdapter
 from adapters.telegram.adapter import TelegramAdapter
 from adapters.webform.handlers import WebformAdapter
@@ -14,4 +15,5 @@ def build_adapters(services: Services) -> list[ChannelAdapter]:
         WebformAdapter(services),
         PostAdapter(services),
         TelegramAdapter(services),
+        EmailAdapter(services),
     ]

@@ -104,6 +104,9 @@ class InboundMessage:
     # The channel's thread identity; by default derived from the sender on that channel.
     thread_key: str | None = None
     attachments: tuple[InboundAttachment, ...] = field(default_factory=tuple)
+    # The channel of the conversation `thread_key` names, when it is another channel's: a
+    # resident's e-mail answer to a web-form contact continues the web-form conversation.
+    thread_channel: str | None = None
 
     def validated(self) -> InboundMessage:
         if self.channel not in set(Channel):
@@ -131,6 +134,7 @@ class InboundMessage:
             received_at=self.received_at,
             thread_key=self.thread_key or default_thread_key(self.channel, sender, cmid),
             attachments=self.attachments,
+            thread_channel=self.thread_channel,
         )
 
 

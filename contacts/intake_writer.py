@@ -349,7 +349,8 @@ def _conversation(
     # A thread named after this very message cannot exist yet: the message is new (checked above).
     if thread_key != f"message:{inbound.channel_message_id}":
         found = conn.execute(
-            FIND_CONVERSATION, {"b_channel": inbound.channel, "b_thread": thread_key}
+            FIND_CONVERSATION,
+            {"b_channel": inbound.thread_channel or inbound.channel, "b_thread": thread_key},
         ).first()
         if found is not None:
             conn.execute(

@@ -332,3 +332,17 @@ class PostLetter(SQLModel, table=True):
     updated_by: str | None = Field(default=None, max_length=64)
     # The e-mail copy sent with it (when the resident consented), so a retry sends it once.
     email_message_id: int | None = Field(default=None, foreign_key="message.id")
+
+
+class MailboxState(SQLModel, table=True):
+    """An IMAP mailbox the e-mail channel reads: how far it got (UIDVALIDITY and the last UID
+    handled) and which process polls it now (a lease, so one process at a time)."""
+
+    __tablename__ = "mailbox_state"
+
+    account: str = Field(primary_key=True, max_length=200)
+    uidvalidity: int = Field(default=0, sa_type=sa.BigInteger())
+    last_uid: int = Field(default=0, sa_type=sa.BigInteger())
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

@@ -12,7 +12,7 @@ from kcc.api import agents, contacts, quarantine, queues
 from kcc.api.errors import error_middleware
 from kcc.api.openapi import serve as openapi
 from kcc.services import Services
-from kcc.web_keys import SERVICES
+from kcc.web_keys import CHANNELS, SERVICES
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -42,6 +42,7 @@ def create_app(services: Services, start: bool = True, sweep: bool = True) -> we
     )
     app[SERVICES] = services
     channels = build_adapters(services)
+    app[CHANNELS] = channels
     if start:
 
         async def lifecycle(_app: web.Application) -> AsyncIterator[None]:

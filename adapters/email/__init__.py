@@ -1,1 +1,1 @@
-"""E-mail: IMAP in, SMTP out (channel adapter; not built yet)."""
+"""E-mail: IMAP (or LMTP) in, SMTP out. See `adapter.py` and docs/notes-email.md."""

@@ -114,7 +114,12 @@ class DropFolder:
 
     async def _handle(self, path: Path) -> bool:
         sidecar = _sidecar(path)
+        limit = self.intake.config.intake.max_pdf_bytes
         try:
+            if (await asyncio.to_thread(path.stat)).st_size > limit:
+                # Not read into memory at all; the original stays in failed/.
+                await self._fail(path, sidecar, f"het bestand is groter dan {limit} bytes", b"")
+                return True
             pdf = await asyncio.to_thread(path.read_bytes)
             raw_meta = await asyncio.to_thread(sidecar.read_bytes) if sidecar else None
         except FileNotFoundError:
@@ -141,13 +146,21 @@ class DropFolder:
         if pdf is None:
             with contextlib.suppress(FileNotFoundError):
                 pdf = await asyncio.to_thread(path.read_bytes)
-        digest = hashlib.sha256(pdf or b"").hexdigest()
+        # Without content to tell files apart (too large to read), name, size and time do.
+        if pdf:
+            key = f"sha256:{hashlib.sha256(pdf).hexdigest()}"
+        else:
+            identity = path.name
+            with contextlib.suppress(FileNotFoundError):
+                info = await asyncio.to_thread(path.stat)
+                identity = f"{path.name}|{info.st_size}|{info.st_mtime_ns}"
+            key = f"file-sha256:{hashlib.sha256(identity.encode()).hexdigest()}"
         await self.services.quarantine.keep(
             Channel.post,
             f"brief uit de scanmap niet ingelezen: {reason}",
             self.services.clock.now(),
-            raw=pdf,
-            provider_id=f"file:sha256:{digest}",
+            raw=pdf or None,
+            provider_id=f"file:{key}",
             content_type="application/pdf",
         )
         await asyncio.to_thread(self._move, path, sidecar, self.failed, reason)
