@@ -1794,7 +1794,10 @@ class Demo:
             f'    curl -s -X POST -H "Authorization: Bearer $KCC_AGENT" {url}/api/agents/me/next'
         )
         self.say("  how residents' messages come in (and replies go out):")
-        self.say("    webform   the form above, posted as a browser does")
+        answered = (
+            "answered by e-mail (below)" if "email" in self.routes else "answers wait in the outbox"
+        )
+        self.say(f"    webform   the form above, posted as a browser does; {answered}")
         for name, route in self.routes.items():
             self.say(f"    {name:<9} {route.how(url)}")
         others = [c for c in self.channel_mix if c != "webform" and c not in self.routes]

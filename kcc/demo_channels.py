@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -151,6 +152,85 @@ class TelegramRoute(ChannelRoute):
 
     async def close(self) -> None:
         await self.api.close()
+
+
+# --- e-mail ----------------------------------------------------------------------------------
+
+
+class EmailRoute(ChannelRoute):
+    """Residents' mail handed to our LMTP endpoint, as the municipality's mail server would
+    (the endpoint answers 250 once the contact is durable); replies, and the web form's answers
+    by e-mail, leave over SMTP to a local sink."""
+
+    channel = "email"
+    label = "e-mail"
+    MAILBOX = "kcc@gemeente.example.nl"
+
+    def __init__(self) -> None:
+        from sandbox.mail import SmtpSink
+
+        self.sink = SmtpSink()
+        self.lmtp_port = 0
+
+    async def prepare(self) -> dict[str, str]:
+        smtp_port = await self.sink.start()
+        self.lmtp_port = free_port()
+        return {
+            "KCC_LMTP_HOST": "127.0.0.1",
+            "KCC_LMTP_PORT": str(self.lmtp_port),
+            "KCC_SMTP_HOST": "127.0.0.1",
+            "KCC_SMTP_PORT": str(smtp_port),
+            "KCC_SMTP_TLS": "none",  # loopback only
+            "KCC_SMTP_FROM": f"Gemeente Groningen (demo) <{self.MAILBOX}>",
+        }
+
+    async def connect(self, settings: Settings, service_url: str, token: str) -> None:
+        """The mail server's transport is configured on its side: nothing to register."""
+
+    def compose(
+        self, resident: Resident, subject: str, text: str, thread: str | None
+    ) -> tuple[Outgoing, str | None]:
+        from sandbox.mail import deliver_lmtp, resident_mail
+
+        message_id = f"<{uuid.uuid4().hex}@bewoner.example.nl>"
+        raw = resident_mail(
+            resident.email,
+            subject,
+            text,
+            to=self.MAILBOX,
+            in_reply_to=thread,  # an answer in the thread the resident started
+            message_id=message_id,
+            name=resident.name or None,
+        )
+
+        async def deliver() -> None:
+            answers = await deliver_lmtp(
+                "127.0.0.1", self.lmtp_port, raw, sender=resident.email, recipients=[self.MAILBOX]
+            )
+            code, _ = answers[0]
+            if code != 250:
+                raise RouteError(f"the LMTP endpoint answered {code}")
+
+        return Outgoing(message_id, deliver), thread or message_id
+
+    def replies_delivered(self) -> int:
+        return len(self.sink.messages)
+
+    def how(self, service_url: str) -> str:
+        return (
+            f"mail over LMTP to 127.0.0.1:{self.lmtp_port}, as a mail server hands it on; "
+            f"replies (also to web forms) over SMTP to a local sink (127.0.0.1:{self.sink.port})"
+        )
+
+    async def close(self) -> None:
+        await self.sink.stop()
+
+
+def free_port() -> int:
+    """A port free right now on 127.0.0.1, for a server that only takes a port number."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # --- scanned post ----------------------------------------------------------------------------
@@ -289,4 +369,4 @@ async def find_contact(
 
 def available_routes() -> list[ChannelRoute]:
     """A route for every channel whose adapter and stand-in are in this tree."""
-    return [TelegramRoute(), PostRoute()]
+    return [TelegramRoute(), EmailRoute(), PostRoute()]

@@ -102,7 +102,7 @@ async def test_demo_fills_and_drains_queues(
 
     # Every wired channel: its traffic flow in the welcome, its made-up credentials nowhere on
     # screen or in the log, replies counted in the report and the farewell.
-    assert {"telegram", "post"} <= set(demo.routes)
+    assert {"telegram", "email", "post"} <= set(demo.routes)
     assert demo.settings.secret("TELEGRAM_BOT_TOKEN") != "1:real-token-from-the-environment"
     for name in demo.routes:
         assert re.search(rf"^    {name}\s+\S", printed, re.MULTILINE), name
