@@ -1061,8 +1061,8 @@ class Demo:
         verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
         quiet = dict(QUIET_LOGGERS)
         if not verbose:
-            # One INFO line per contact would scroll the queue table off the screen.
-            quiet["adapters.intake"] = logging.WARNING
+            # One INFO line per contact or mail would scroll the queue table off the screen.
+            quiet["adapters"] = logging.WARNING
         levels = {name: logging.getLogger(name).level for name in quiet}
         for name, level in quiet.items():
             logging.getLogger(name).setLevel(level)
