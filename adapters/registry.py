@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from adapters.channel import ChannelAdapter
 from adapters.email.adapter import EmailAdapter
+from adapters.phone.adapter import PhoneAdapter
 from adapters.post.handlers import PostAdapter
 from adapters.telegram.adapter import TelegramAdapter
 from adapters.webform.handlers import WebformAdapter
+from adapters.whatsapp.adapter import WhatsAppAdapter
 from kcc.services import Services
 
 
@@ -16,4 +18,6 @@ def build_adapters(services: Services) -> list[ChannelAdapter]:
         PostAdapter(services),
         TelegramAdapter(services),
         EmailAdapter(services),
+        WhatsAppAdapter(services),
+        PhoneAdapter(services),
     ]

@@ -346,3 +346,24 @@ class MailboxState(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
     updated_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class PhoneCall(SQLModel, table=True):
+    """A live call behind a phone contact: how long the caller waited, whether an agent
+    answered or the caller hung up (abandoned) or chose a callback, and how long it lasted."""
+
+    __table_args__ = (sa.UniqueConstraint("call_sid", name="uq_phonecall_call_sid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    call_sid: str = Field(max_length=64)
+    # waiting -> answered | abandoned | callback
+    status: str = Field(default="waiting", max_length=16)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    wait_seconds: float | None = Field(default=None)
+    answered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    abandoned_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    duration_seconds: int | None = Field(default=None)
+    # Twilio's final CallStatus: completed, busy, no-answer, canceled, failed.
+    end_status: str | None = Field(default=None, max_length=16)

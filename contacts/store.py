@@ -449,17 +449,27 @@ class ContactStore:
             )
 
     async def set_delivery_by_provider_id(
-        self, channel: str, provider_id: str, status: str, detail: str | None = None
+        self,
+        channel: str,
+        provider_id: str,
+        status: str,
+        detail: str | None = None,
+        only_from: Sequence[str] | None = None,
     ) -> Message | None:
-        """A provider's status callback (sent, delivered, read, failed) on one of our messages."""
+        """A provider's status callback (sent, delivered, read, failed) on one of our messages.
+        `only_from`: change it only while its status is one of these (callbacks arrive out of
+        order; a read message must not go back to sent). None when nothing changed."""
+        conditions = [
+            col(Message.channel) == channel,
+            col(Message.channel_message_id) == provider_id,
+            col(Message.direction) == Direction.outbound,
+        ]
+        if only_from is not None:
+            conditions.append(col(Message.delivery_status).in_(list(only_from)))
         async with self.sessions() as session, session.begin():
             row = await session.execute(
                 sa.update(Message)
-                .where(
-                    col(Message.channel) == channel,
-                    col(Message.channel_message_id) == provider_id,
-                    col(Message.direction) == Direction.outbound,
-                )
+                .where(*conditions)
                 .values(delivery_status=status, delivery_detail=detail)
                 .returning(*Message.__table__.c)  # type: ignore[attr-defined]
             )

@@ -60,6 +60,28 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0),
         )
 
+        # The phone norms: answered within 30 s (wait of answered calls) and the abandoned rate
+        # (abandoned / all settled calls).
+        self.phone_calls = Counter(
+            "kcc_phone_calls",
+            "Calls that left the waiting line, by outcome (answered, abandoned, callback)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.phone_wait_seconds = Histogram(
+            "kcc_phone_wait_seconds",
+            "How long callers waited in the queue, by outcome",
+            ["outcome"],
+            registry=self.registry,
+            buckets=(5, 10, 20, 30, 45, 60, 90, 120, 300, 600, 1800),
+        )
+        self.phone_call_seconds = Histogram(
+            "kcc_phone_call_duration_seconds",
+            "Duration of finished calls (Twilio's CallDuration)",
+            registry=self.registry,
+            buckets=(30, 60, 120, 300, 600, 1200, 1800, 3600),
+        )
+
     async def refresh(self, backend: QueueBackend, queues: list[str], now: float) -> None:
         stats = await backend.stats()
         for queue in queues:

@@ -135,6 +135,13 @@ class QueueBackend(ABC):
     async def count(self) -> int:
         """All waiting contacts."""
 
+    @abstractmethod
+    async def ahead(self, contact_id: int) -> int | None:
+        """How many waiting contacts of the same queue and channel class are served before this
+        one (lower score; ties: earlier `enqueued_at`, then lower id), over all its buckets: a
+        caller's place in line. None when the contact is not waiting. Costs a look at every
+        contact of that queue and class, so it is for small (phone) queues."""
+
     # --- agent presence -----------------------------------------------------------------------
 
     @abstractmethod

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import Generic, TypeVar
 
-from queues.base import AgentPresence, QueueBackend, QueueStats, WaitingContact
+from queues.base import AgentPresence, QueueBackend, QueueStats, WaitingContact, bucket_queue
 
 # (score, enqueued_at, contact_id, seq): served in this order, seq only tells stale entries apart.
 BucketEntry = tuple[float, float, int, int]
@@ -230,6 +230,23 @@ class MemoryQueueBackend(QueueBackend):
 
     async def count(self) -> int:
         return len(self._state.slots)
+
+    async def ahead(self, contact_id: int) -> int | None:
+        slot = self._state.slots.get(contact_id)
+        if slot is None:
+            return None
+        item = slot.item
+        mine = (item.score, item.enqueued_at, item.contact_id)
+        ahead = 0
+        for (key, channel_class), bucket in self._state.buckets.items():
+            if channel_class != item.channel_class or bucket_queue(key) != item.queue:
+                continue
+            ahead += sum(
+                1
+                for entry in bucket.heap.entries
+                if entry[:3] < mine and self._bucket_live(entry)
+            )
+        return ahead
 
     # --- agent presence -----------------------------------------------------------------------
 

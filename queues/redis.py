@@ -243,6 +243,45 @@ return out
 """
 )
 
+# ARGV: P, contact_id. Returns how many of its queue and channel class are ahead, or false.
+_AHEAD = (
+    _LUA_COMMON
+    + r"""
+local raw = redis.call('HGET', WAITING, ARGV[2])
+if not raw then
+  return false
+end
+local rec = cjson.decode(raw)
+
+local function bytes_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
+local prefix = rec.c .. ':' .. rec.q .. '|'
+local ahead = 0
+local registry = redis.call('HGETALL', BUCKETS)
+for i = 1, #registry, 2 do
+  local id = registry[i]
+  if string.sub(id, 1, #prefix) == prefix then
+    local zset = bucket_zset(id)
+    ahead = ahead + redis.call('ZCOUNT', zset, '-inf', '(' .. rec.s)
+    for _, member in ipairs(redis.call('ZRANGEBYSCORE', zset, rec.s, rec.s)) do
+      if bytes_before(member, rec.m) then
+        ahead = ahead + 1
+      end
+    end
+  end
+end
+return ahead
+"""
+)
+
 _LUA_AGENT = r"""
 local AGENTS, READY = KEYS[1], KEYS[2]
 
@@ -444,6 +483,7 @@ class RedisQueueBackend(QueueBackend):
         self._claim_best = script(_CLAIM_BEST)
         self._waiting_since = script(_WAITING_SINCE)
         self._stats = script(_STATS)
+        self._ahead = script(_AHEAD)
         self._reserve = script(_RESERVE)
         self._release = script(_RELEASE)
         self._set_status = script(_SET_STATUS)
@@ -511,6 +551,10 @@ class RedisQueueBackend(QueueBackend):
 
     async def count(self) -> int:
         return int(await self._client.hlen(self._waiting_keys[0]))
+
+    async def ahead(self, contact_id: int) -> int | None:
+        found = await self._ahead(keys=self._waiting_keys, args=[self._p, str(contact_id)])
+        return None if found is None else int(found)
 
     # --- agent presence -----------------------------------------------------------------------
 

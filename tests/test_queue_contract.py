@@ -284,6 +284,27 @@ async def test_stats_per_queue(harness: Harness) -> None:
     assert await b.count() == 1
 
 
+async def test_ahead_counts_the_queue_and_class_before_a_contact(harness: Harness) -> None:
+    b = harness.backend
+    await b.enqueue(wc(1, {"a", "nl"}, queue="q", score=10.0))
+    await b.enqueue(wc(2, {"a"}, queue="q", score=20.0))  # another bucket, same queue and class
+    await b.enqueue(wc(3, {"a", "nl"}, queue="q", score=20.0, enqueued_at=T0 + 9))  # a tie
+    await b.enqueue(wc(4, {"a"}, queue="q", score=5.0, channel_class="chat"))  # other class
+    await b.enqueue(wc(5, {"a"}, queue="other", score=1.0))  # other queue
+    await b.enqueue(wc(6, {"b"}, queue="q", score=30.0))
+    assert await b.ahead(1) == 0
+    assert await b.ahead(2) == 1  # enqueued at T0 + 2, before the tie at T0 + 9
+    assert await b.ahead(3) == 2
+    assert await b.ahead(6) == 3
+    assert await b.ahead(4) == 0 and await b.ahead(5) == 0
+    assert await b.ahead(99) is None
+    await b.withdraw(1)
+    assert await b.ahead(6) == 2
+    await b.rescore(6, frozenset({"b"}), 1.0)  # a raised priority moves it to the front
+    assert await b.ahead(6) == 0
+    assert await b.ahead(2) == 1
+
+
 # --- agents -----------------------------------------------------------------------------------
 
 

@@ -1,1 +1,1 @@
-"""Phone through Twilio Voice: queue, callback requests (channel adapter; not built yet)."""
+"""Phone through Twilio Voice: Twilio holds the call in a queue, our router picks the agent."""

@@ -1,1 +1,1 @@
-"""WhatsApp through Twilio: inbound webhook, outbound replies (channel adapter; not built yet)."""
+"""WhatsApp through Twilio: inbound webhook, media, delivery status and replies."""

@@ -6,8 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.phone.calls import CallStore, call_view
 from contacts.inbound import InboundMessage, ResidentIdentity
-from contacts.models import HELD_STATUSES, Agent, AgentRole, Contact, Status
+from contacts.models import HELD_STATUSES, OPEN_STATUSES, Agent, AgentRole, Contact, Status
 from contacts.store import TransitionError
 from kcc.api.auth import INGEST_ROLES, LEAD_ROLES, STAFF_ROLES, authenticate, require_role
 from kcc.api.schemas import (
@@ -103,7 +104,17 @@ async def full_view(services: Services, contact: Contact) -> dict[str, Any]:
         "events": [event_view(e) for e in await store.events(contact.id or 0)],
         "attachments": [attachment_view(a) for a in await store.attachments(contact.id or 0)],
         "history": history,
-    }
+    } | ({"call": await phone_call(services, contact)} if contact.channel == "phone" else {})
+
+
+async def phone_call(services: Services, contact: Contact) -> dict[str, Any] | None:
+    """A phone contact's call: wait, answered or abandoned, duration (the phone norms)."""
+    calls = CallStore(services.store.sessions, services.store.readers)
+    call = await calls.for_contact(contact.id or 0)
+    if call is None and contact.channel_message_id.startswith("CA"):
+        # A live call is recorded once it has something to tell; until then it waits.
+        return {"status": "waiting" if contact.status in OPEN_STATUSES else "unknown"}
+    return call_view(call)
 
 
 async def get_contact(request: web.Request) -> web.Response:
@@ -133,6 +144,18 @@ async def reply(request: web.Request) -> web.Response:
     if contact.status not in (Status.assigned, Status.answered, Status.waiting_on_resident):
         raise TransitionError(f"a contact that is {contact.status} cannot be answered")
     message = await services.outbox.reply(contact, agent.id, body.text)
+    if message.delivery_status == "failed":
+        # The channel refused it for good (e.g. WhatsApp's 24-hour window): not answered, and
+        # the agent is told why; the refused message stays on the contact's record.
+        services.metrics.replies.labels(message.channel, message.delivery_status).inc()
+        return web.json_response(
+            {
+                "error": message.delivery_detail or "het bericht kon niet worden verstuurd",
+                "message": message_view(message),
+                "status": contact.status,
+            },
+            status=422,
+        )
     now = services.clock.now()
     was_waiting = contact.status == Status.waiting_on_resident
     updated = await services.store.change(

@@ -7,6 +7,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from adapters.phone.adapter import CallRequest
+from kcc.api.notes import NoteRequest
 from kcc.api.schemas import (
     CloseRequest,
     IngestRequest,
@@ -25,6 +27,8 @@ BODIES: dict[str, type[BaseModel]] = {
     "WaitRequest": WaitRequest,
     "StatusRequest": StatusRequest,
     "WebformPost": WebformPost,
+    "NoteRequest": NoteRequest,
+    "CallRequest": CallRequest,
 }
 
 ERROR = {
@@ -125,6 +129,28 @@ def document() -> dict[str, Any]:
             },
             "/api/contacts/{reference}/close": {
                 "post": _op("Close with an outcome code", "CloseRequest", params=ref)
+            },
+            "/api/contacts/{reference}/note": {
+                "post": _op("The agent's note (e.g. a call summary)", "NoteRequest", params=ref)
+            },
+            "/api/contacts/{reference}/call": {
+                "post": _op(
+                    "Phone contact: Twilio calls the agent's phone and bridges the waiting caller,"
+                    " or for a callback request dials the resident",
+                    "CallRequest",
+                    ok="201",
+                    params=ref,
+                    extra={"502": ERROR, "503": ERROR},
+                )
+            },
+            "/api/phone/norms": {
+                "get": _op(
+                    "Team leads: phone service level (answered within the threshold) and "
+                    "abandoned rate over the last `hours` (default 24)",
+                    params=[
+                        {"name": "hours", "in": "query", "schema": {"type": "number"}},
+                    ],
+                )
             },
             "/api/queues": {"get": _op("Per queue: waiting, oldest wait, agents available")},
             "/api/agents/me": {"get": _op("Who am I, my status, load and open contacts")},
