@@ -51,6 +51,7 @@ from kcc.app import create_app
 from kcc.cli import ACCESS_LOG
 from kcc.demo_channels import (
     ChannelRoute,
+    PhoneRoute,
     Resident,
     RouteError,
     available_routes,
@@ -909,6 +910,11 @@ class SimAgent:
     status: str = "offline"
 
     @property
+    def phone(self) -> str:
+        """The desk phone Twilio rings to connect the agent with a caller (fictional)."""
+        return f"+31502{self.id:06d}"
+
+    @property
     def hands_full(self) -> bool:
         """A call or a visitor at the desk takes full attention; otherwise two chats or mails
         at a time."""
@@ -1061,8 +1067,10 @@ class Demo:
         verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
         quiet = dict(QUIET_LOGGERS)
         if not verbose:
-            # One INFO line per contact or mail would scroll the queue table off the screen.
+            # One INFO line per contact or mail, or per request to a stand-in, would scroll the
+            # queue table off the screen.
             quiet["adapters"] = logging.WARNING
+            quiet["aiohttp.access"] = logging.WARNING
         levels = {name: logging.getLogger(name).level for name in quiet}
         for name, level in quiet.items():
             logging.getLogger(name).setLevel(level)
@@ -1484,7 +1492,7 @@ class Demo:
                 sender["support_needs"] = [self.rng.choice(["low_digital_skills", "low_literacy"])]
             return Request(channel, message_id, sender, "", f"Bezoeker aan de balie: {text}")
         if channel == "phone":
-            return Request(channel, message_id, phone, "", text)
+            return Request(channel, message_id, phone, "", text, topic=template.queue)
         return Request(channel, message_id, phone, "", text)  # whatsapp
 
     async def _send(self, session: aiohttp.ClientSession, request: Request) -> Posted:
@@ -1499,7 +1507,11 @@ class Demo:
 
             return Posted(reference, outcome, request.thread_key, post_again)
         outgoing, thread = route.compose(
-            self._resident_of(request), request.subject, request.text, request.thread_key
+            self._resident_of(request),
+            request.subject,
+            request.text,
+            request.thread_key,
+            topic=request.topic,
         )
         # Noted before: a delivery under way when the demo stops still completes (shielded).
         self.delivered_ids[request.channel].add(outgoing.message_id)
@@ -1693,11 +1705,19 @@ class Demo:
                 self._spawn(self._resident_answers(reference, sent), f"answer to {reference}")
                 self._spawn(self._check_back(agent, reference), f"check back on {reference}")
                 return
-            await asyncio.sleep(duration)
-            language = str(contact.get("language") or "nl")
-            text = FOREIGN_REPLIES.get(language) or REPLIES.get(queue, REPLIES["algemeen"])
-            await self._call(session, "POST", f"{path}/reply", {"text": text})
-            self.stats.replies += 1
+            phone = self.routes.get("phone")
+            if contact.get("channel") == "phone" and isinstance(phone, PhoneRoute):
+                # A call is answered by talking: Twilio rings the agent and bridges the caller.
+                await self._call(session, "POST", f"{path}/call", {"phone": agent.phone})
+                await self._shielded(phone.bridged(reference))
+                await asyncio.sleep(duration)
+                await self._shielded(phone.hang_up(reference, duration * self.speed))
+            else:
+                await asyncio.sleep(duration)
+                language = str(contact.get("language") or "nl")
+                text = FOREIGN_REPLIES.get(language) or REPLIES.get(queue, REPLIES["algemeen"])
+                await self._call(session, "POST", f"{path}/reply", {"text": text})
+                self.stats.replies += 1
             outcome = self._outcome(sent, queue, channel_class)
             self._let_go(agent, reference)
             await self._call(session, "POST", f"{path}/close", {"outcome": outcome})
@@ -1908,6 +1928,7 @@ class Request:
     subject: str
     text: str
     thread_key: str | None = None
+    topic: str = ""  # the queue it is about: a caller's choice in the phone menu
 
 
 async def run_demo(

@@ -18,10 +18,12 @@ import contextlib
 import logging
 import secrets
 import socket
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 import sqlalchemy as sa
@@ -30,6 +32,9 @@ from sqlmodel import col, select
 from contacts.models import Message
 from kcc.services import Services
 from kcc.settings import Settings
+
+if TYPE_CHECKING:
+    from sandbox.twilio import Call
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +84,11 @@ class ChannelRoute(ABC):
 
     @abstractmethod
     def compose(
-        self, resident: Resident, subject: str, text: str, thread: str | None
+        self, resident: Resident, subject: str, text: str, thread: str | None, topic: str = ""
     ) -> tuple[Outgoing, str | None]:
         """The resident's message as the provider sends it, and the thread handle a follow-up
-        in the same conversation passes back as `thread`."""
+        in the same conversation passes back as `thread`. `topic`: the queue the resident is
+        about (a caller's choice in the phone menu)."""
 
     @abstractmethod
     def replies_delivered(self) -> int:
@@ -127,7 +133,7 @@ class TelegramRoute(ChannelRoute):
         await set_webhook(settings, url=f"{service_url}/channels/telegram")
 
     def compose(
-        self, resident: Resident, subject: str, text: str, thread: str | None
+        self, resident: Resident, subject: str, text: str, thread: str | None, topic: str = ""
     ) -> tuple[Outgoing, str | None]:
         chat_id = int(thread or resident.telegram_id)
         first, _, last = resident.name.partition(" ")
@@ -152,6 +158,168 @@ class TelegramRoute(ChannelRoute):
 
     async def close(self) -> None:
         await self.api.close()
+
+
+# --- Twilio: WhatsApp and phone ---------------------------------------------------------------
+
+# The municipality's numbers in the demo (the +31 50 area of Groningen, not in use).
+WHATSAPP_NUMBER = "+3150000000"
+PHONE_NUMBER = "+3150000001"
+# The phone menu's digits for what a caller is about (config/twilio.toml [phone] menu).
+MENU_DIGITS = {"burgerzaken": "1", "afval": "2", "parkeren": "3", "belastingen": "4"}
+
+
+class TwilioStandIn:
+    """One fake Twilio account (REST API and media) shared by WhatsApp and phone."""
+
+    def __init__(self) -> None:
+        from sandbox.twilio import FakeTwilio
+
+        self.account_sid = "AC" + secrets.token_hex(16)
+        self.auth_token = secrets.token_hex(16)
+        self.fake = FakeTwilio(self.account_sid, self.auth_token)
+        self.service_url = ""
+        self._started = False
+
+    async def start(self) -> dict[str, str]:
+        if not self._started:
+            await self.fake.start()
+            self._started = True
+        return {
+            "TWILIO_ACCOUNT_SID": self.account_sid,
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "TWILIO_API_BASE_URL": self.fake.base_url,
+            "TWILIO_WHATSAPP_FROM": WHATSAPP_NUMBER,
+            "TWILIO_PHONE_NUMBER": PHONE_NUMBER,
+        }
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            await self.fake.stop()
+
+
+class WhatsAppRoute(ChannelRoute):
+    """Signed Twilio webhooks to `/channels/whatsapp`; replies through the Messages API."""
+
+    channel = "whatsapp"
+
+    def __init__(self, twilio: TwilioStandIn) -> None:
+        self.twilio = twilio
+
+    async def prepare(self) -> dict[str, str]:
+        return await self.twilio.start()
+
+    async def connect(self, settings: Settings, service_url: str, token: str) -> None:
+        # Twilio posts to the URL configured in its console: nothing to register.
+        self.twilio.service_url = service_url
+
+    def compose(
+        self, resident: Resident, subject: str, text: str, thread: str | None, topic: str = ""
+    ) -> tuple[Outgoing, str | None]:
+        from sandbox.twilio import new_sid, send_whatsapp
+
+        number = thread or resident.phone
+        sid = new_sid("SM")
+        twilio = self.twilio
+
+        async def deliver() -> None:
+            await send_whatsapp(
+                twilio.service_url,
+                twilio.account_sid,
+                twilio.auth_token,
+                from_number=number,
+                to_number=WHATSAPP_NUMBER,
+                text=text,
+                profile_name=resident.name or None,
+                message_sid=sid,
+            )
+
+        return Outgoing(sid, deliver), number
+
+    def replies_delivered(self) -> int:
+        return sum(1 for m in self.twilio.fake.messages if m.from_.startswith("whatsapp:"))
+
+    def how(self, service_url: str) -> str:
+        return (
+            f"signed Twilio webhooks (X-Twilio-Signature) to {service_url}/channels/whatsapp; "
+            f"replies to a local fake Twilio API ({self.twilio.fake.base_url})"
+        )
+
+    async def close(self) -> None:
+        await self.twilio.stop()
+
+
+class PhoneRoute(ChannelRoute):
+    """A call: the signed voice webhook, the menu answered, the caller in a Twilio queue named
+    after the contact. The agent bridges with `POST /api/contacts/{ref}/call` (our service asks
+    the Calls API to ring the agent); the stand-in then plays Twilio's part of the bridge."""
+
+    channel = "phone"
+
+    def __init__(self, twilio: TwilioStandIn) -> None:
+        self.twilio = twilio
+        self.calls: dict[str, Call] = {}  # callers on the line, by CallSid
+        self.rang: dict[str, float] = {}  # when each call came in (monotonic)
+
+    async def prepare(self) -> dict[str, str]:
+        return await self.twilio.start()
+
+    async def connect(self, settings: Settings, service_url: str, token: str) -> None:
+        self.twilio.service_url = service_url
+
+    def compose(
+        self, resident: Resident, subject: str, text: str, thread: str | None, topic: str = ""
+    ) -> tuple[Outgoing, str | None]:
+        from sandbox.twilio import Call, TwilioWebhooks, new_sid
+
+        twilio = self.twilio
+        hooks = TwilioWebhooks(twilio.service_url, twilio.account_sid, twilio.auth_token)
+        call = Call(hooks, new_sid("CA"), resident.phone, PHONE_NUMBER)
+        self.calls[call.call_sid] = call
+        self.rang[call.call_sid] = time.monotonic()
+        digit = MENU_DIGITS.get(topic)  # no digit: the caller waits out the menu
+
+        async def deliver() -> None:
+            # Twilio again (a retry): the same CallSid is the same contact.
+            answer = await call.start(digit)
+            if answer.status != 200 or call.queue is None:
+                raise RouteError(f"the voice webhook answered {answer.status}")
+
+        return Outgoing(call.call_sid, deliver), None
+
+    def waiting(self, reference: str) -> Call | None:
+        return next((c for c in self.calls.values() if c.queue == reference), None)
+
+    async def bridged(self, reference: str) -> None:
+        """Twilio rang the agent (our Calls API request) and connects them to the caller."""
+        call = self.waiting(reference)
+        if call is None:
+            raise RouteError(f"no caller waits for {reference}")
+        waited = time.monotonic() - self.rang[call.call_sid]
+        answer = await call.post("/channels/phone/bridged", QueueTime=str(int(waited)))
+        if answer.status != 200:
+            raise RouteError(f"the bridged webhook answered {answer.status}")
+        await call.leave_queue("bridged", int(waited))
+
+    async def hang_up(self, reference: str, duration: float) -> None:
+        call = self.waiting(reference)
+        if call is not None:
+            del self.calls[call.call_sid]
+            del self.rang[call.call_sid]
+            await call.status("completed", int(duration))
+
+    def replies_delivered(self) -> int:
+        return len(self.twilio.fake.calls)
+
+    def how(self, service_url: str) -> str:
+        return (
+            f"signed Twilio voice webhooks to {service_url}/channels/phone/voice, menu, Twilio "
+            f"queue; agents are rung through a local fake Twilio API ({self.twilio.fake.base_url})"
+        )
+
+    async def close(self) -> None:
+        await self.twilio.stop()
 
 
 # --- e-mail ----------------------------------------------------------------------------------
@@ -188,7 +356,7 @@ class EmailRoute(ChannelRoute):
         """The mail server's transport is configured on its side: nothing to register."""
 
     def compose(
-        self, resident: Resident, subject: str, text: str, thread: str | None
+        self, resident: Resident, subject: str, text: str, thread: str | None, topic: str = ""
     ) -> tuple[Outgoing, str | None]:
         from sandbox.mail import deliver_lmtp, resident_mail
 
@@ -264,7 +432,7 @@ class PostRoute(ChannelRoute):
         self._mail_room = asyncio.ensure_future(self._every_morning())
 
     def compose(
-        self, resident: Resident, subject: str, text: str, thread: str | None
+        self, resident: Resident, subject: str, text: str, thread: str | None, topic: str = ""
     ) -> tuple[Outgoing, str | None]:
         from sandbox.post import letter_pdf, submit_letter
 
@@ -369,4 +537,11 @@ async def find_contact(
 
 def available_routes() -> list[ChannelRoute]:
     """A route for every channel whose adapter and stand-in are in this tree."""
-    return [TelegramRoute(), EmailRoute(), PostRoute()]
+    twilio = TwilioStandIn()
+    return [
+        TelegramRoute(),
+        WhatsAppRoute(twilio),
+        PhoneRoute(twilio),
+        EmailRoute(),
+        PostRoute(),
+    ]

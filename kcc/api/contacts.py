@@ -96,15 +96,19 @@ async def full_view(services: Services, contact: Contact) -> dict[str, Any]:
     history = [
         contact_summary(c) for c in await store.history(contact.resident_id) if c.id != contact.id
     ]
-    return contact_summary(contact) | {
-        "body": contact.body,
-        "note": contact.note,
-        "resident": resident_view(resident),
-        "messages": [message_view(m) for m in await store.messages(contact.id or 0)],
-        "events": [event_view(e) for e in await store.events(contact.id or 0)],
-        "attachments": [attachment_view(a) for a in await store.attachments(contact.id or 0)],
-        "history": history,
-    } | ({"call": await phone_call(services, contact)} if contact.channel == "phone" else {})
+    return (
+        contact_summary(contact)
+        | {
+            "body": contact.body,
+            "note": contact.note,
+            "resident": resident_view(resident),
+            "messages": [message_view(m) for m in await store.messages(contact.id or 0)],
+            "events": [event_view(e) for e in await store.events(contact.id or 0)],
+            "attachments": [attachment_view(a) for a in await store.attachments(contact.id or 0)],
+            "history": history,
+        }
+        | ({"call": await phone_call(services, contact)} if contact.channel == "phone" else {})
+    )
 
 
 async def phone_call(services: Services, contact: Contact) -> dict[str, Any] | None:
