@@ -79,6 +79,8 @@ QUIET_LOGGERS = {
     "httpcore": logging.WARNING,
     "telegram": logging.WARNING,
     "apscheduler": logging.WARNING,
+    # fpdf2 subsets the letters' font and logs every step at INFO.
+    "fontTools": logging.WARNING,
 }
 
 CHANNEL_MIX: dict[str, float] = {

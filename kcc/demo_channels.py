@@ -256,6 +256,7 @@ class PhoneRoute(ChannelRoute):
     the Calls API to ring the agent); the stand-in then plays Twilio's part of the bridge."""
 
     channel = "phone"
+    label = "calls bridged"
 
     def __init__(self, twilio: TwilioStandIn) -> None:
         self.twilio = twilio
