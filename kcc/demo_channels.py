@@ -412,7 +412,7 @@ class PostRoute(ChannelRoute):
 
     channel = "post"
     label = "post letters"
-    MAIL_ROOM_SECONDS = 2.0
+    MAIL_ROOM_SECONDS = 1.0
 
     def __init__(self) -> None:
         self.service_url = ""
