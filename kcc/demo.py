@@ -1826,7 +1826,7 @@ class Demo:
         if others:
             self.say(
                 f"    {', '.join(others)}: POST {url}/api/contacts with an integration token "
-                "(no adapter for them in this build yet)"
+                "(no adapter in this build)"
             )
         self.say(
             "    provider credentials are made up for this run; none from the environment is used"
