@@ -1495,7 +1495,8 @@ class Demo:
             return Request(channel, message_id, sender, "", f"Bezoeker aan de balie: {text}")
         if channel == "phone":
             return Request(channel, message_id, phone, "", text, topic=template.queue)
-        return Request(channel, message_id, phone, "", text)  # whatsapp
+        # WhatsApp: Twilio passes the resident's profile name along with the number.
+        return Request(channel, message_id, {"name": name, "phone": phone}, "", text)
 
     async def _send(self, session: aiohttp.ClientSession, request: Request) -> Posted:
         """Send a resident's message on its channel's real inbound path where the demo has one,
