@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo serve test lint bench evaluate clean
+.PHONY: setup demo serve test lint bench bench-kennisbank evaluate clean
 
 $(BIN)/kcc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,12 @@ test: lint
 bench: setup
 	$(BIN)/python bench/foundation.py
 
+bench-kennisbank: setup
+	$(BIN)/python bench/kennisbank_search.py
+
 evaluate: setup
 	$(BIN)/python scripts/evaluate_routing.py
+	$(BIN)/python scripts/evaluate_routing.py --dataset tests/fixtures/eval/questions-heldout.tsv
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache *.egg-info

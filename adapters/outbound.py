@@ -77,9 +77,16 @@ class Outbox:
     def unregister(self, channel: str) -> None:
         self.channels.pop(channel, None)
 
-    async def reply(self, contact: Contact, agent_id: int | None, text: str) -> Message:
-        """Record an agent's reply, then try to deliver it on the contact's reply channel."""
-        return await self.send(contact, text, agent_id=agent_id)
+    async def reply(
+        self,
+        contact: Contact,
+        agent_id: int | None,
+        text: str,
+        article: tuple[str, int] | None = None,
+    ) -> Message:
+        """Record an agent's reply, then try to deliver it on the contact's reply channel.
+        `article`: the kennisbank (slug, version) the text is based on, stored with it."""
+        return await self.send(contact, text, agent_id=agent_id, article=article)
 
     async def send(
         self,
@@ -90,6 +97,7 @@ class Outbox:
         purpose: str = Purpose.reply,
         variables: Mapping[str, str] | None = None,
         channel: str | None = None,
+        article: tuple[str, int] | None = None,
     ) -> Message:
         """Record a message to the resident durably, then try to deliver it. `channel`: the
         contact's reply channel unless given."""
@@ -103,6 +111,7 @@ class Outbox:
             f"out:{uuid.uuid4()}",
             purpose=purpose,
             variables=dict(variables or {}),
+            article=article,
         )
         return await self._deliver(contact, message)
 

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import re
+import uuid
 from pathlib import Path
 
 _KEY = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}")
@@ -43,12 +44,17 @@ class AttachmentStore:
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_suffix(f".tmp{os.getpid()}")
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        # A name of its own per write: a provider's retry can save the same bytes concurrently,
+        # in this process or another, and the two must not share (and lose) one temporary file.
+        temporary = target.with_suffix(f".tmp-{os.getpid()}-{uuid.uuid4().hex}")
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
 
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self.path(key).read_bytes)

@@ -114,6 +114,7 @@ class AgentRole(StrEnum):
     teamlead = "teamlead"
     admin = "admin"
     integration = "integration"  # a system that feeds contacts in (adapters, website, KISS...)
+    editor = "editor"  # writes kennisbank articles; sees no contacts
 
 
 class AgentStatus(StrEnum):
@@ -226,6 +227,10 @@ class Message(SQLModel, table=True):
     variables: dict[str, str] = Field(default_factory=dict, sa_type=_json())
     # When a process last started handing it to its channel; a stale one is tried again.
     attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # Outbound: the kennisbank article version the reply was based on, so the answer a
+    # resident got can be reconstructed (GET /api/kennisbank/articles/{slug}/versions/{n}).
+    article_slug: str | None = Field(default=None, max_length=64)
+    article_version: int | None = Field(default=None)
 
 
 class Attachment(SQLModel, table=True):
@@ -292,6 +297,41 @@ class Agent(SQLModel, table=True):
 class ReferenceCounter(SQLModel, table=True):
     year: int = Field(primary_key=True)
     last: int = Field(default=0)
+
+
+class ArticleVersion(SQLModel, table=True):
+    """Every version of every kennisbank article, never updated or deleted: the current version
+    of a slug is its highest number. `source` is the whole Markdown file (front matter and
+    sections), so files and API edits share one format."""
+
+    __tablename__ = "kb_article_version"
+    __table_args__ = (sa.UniqueConstraint("slug", "version", name="uq_kb_article_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, index=True)
+    version: int
+    title: str = Field(max_length=300)
+    source: str = Field(sa_type=sa.Text())
+    source_sha256: str = Field(max_length=64)
+    # "file" (imported from config/kennisbank/) or "api" (an editor's edit).
+    origin: str = Field(max_length=8)
+    author: str = Field(max_length=64)  # "file", "agent:12"
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class KennisbankGap(SQLModel, table=True):
+    """A question the kennisbank had no good answer to, anonymised, counted per wording."""
+
+    __tablename__ = "kb_gap"
+
+    id: int | None = Field(default=None, primary_key=True)
+    query: str = Field(max_length=300, unique=True)
+    count: int = Field(default=1)
+    source: str = Field(max_length=16)  # "search" or the channel of an inbound contact
+    best_slug: str | None = Field(default=None, max_length=64)
+    best_score: float = Field(default=0.0)
+    first_at: datetime = Field(sa_type=UtcDateTime)
+    last_at: datetime = Field(sa_type=UtcDateTime, index=True)
 
 
 class PostScan(SQLModel, table=True):

@@ -412,6 +412,7 @@ class ContactStore:
         channel_message_id: str,
         purpose: str = "reply",
         variables: dict[str, str] | None = None,
+        article: tuple[str, int] | None = None,
     ) -> Message:
         """Durable before anything is sent; `sending` with an attempt time, so a process that
         dies while sending leaves a message the retry finds (stale) instead of losing it."""
@@ -428,6 +429,8 @@ class ContactStore:
                 purpose=purpose,
                 variables=variables or {},
                 attempt_at=now,
+                article_slug=article[0] if article else None,
+                article_version=article[1] if article else None,
             )
             session.add(message)
             await session.flush()

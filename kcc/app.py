@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from adapters.registry import build_adapters
-from kcc.api import agents, contacts, notes, quarantine, queues
+from kcc.api import agents, contacts, kennisbank, notes, quarantine, queues
 from kcc.api.errors import error_middleware
 from kcc.api.openapi import serve as openapi
 from kcc.services import Services
@@ -71,6 +71,7 @@ def create_app(services: Services, start: bool = True, sweep: bool = True) -> we
     app.router.add_get("/api/queues", queues.list_queues)
     quarantine.add_routes(app)
     notes.add_routes(app)
+    kennisbank.add_routes(app)
     app.router.add_get("/api/agents/me", agents.me)
     app.router.add_post("/api/agents/me/status", agents.set_status)
     app.router.add_post("/api/agents/me/next", agents.next_contact)

@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_add.add_argument("--capacity", help="per channel kind: phone=1,chat=3,written=5")
     p_add.add_argument(
-        "--role", default="agent", choices=["agent", "teamlead", "admin", "integration"]
+        "--role", default="agent", choices=["agent", "teamlead", "admin", "integration", "editor"]
     )
     p_add.set_defaults(func=agents_add)
 

@@ -25,6 +25,8 @@ from contacts.store import ContactStore
 from kcc.clock import Clock, SystemClock
 from kcc.metrics import Metrics
 from kcc.settings import Settings
+from kennisbank.search import Kennisbank, KennisbankConfig, load_products
+from kennisbank.store import ArticleStore
 from queues.base import QueueBackend
 from router.classify import Classifier
 from router.config import RoutingConfig
@@ -59,6 +61,7 @@ class Services:
     attachments: AttachmentStore
     quarantine: Quarantine
     metrics: Metrics
+    kennisbank: Kennisbank
     scheduler: AsyncIOScheduler | None = field(default=None)
 
     @classmethod
@@ -78,6 +81,14 @@ class Services:
             sync_writer=create_sync_sqlite_engine(url) if is_sqlite(url) else None,
         )
         backend = make_backend(settings.redis_url)
+        kennisbank = Kennisbank(
+            ArticleStore(session_factory(engine), read_session_factory(engine)),
+            KennisbankConfig.load(settings.config_dir),
+            settings.config_dir / "kennisbank",
+            load_products(settings.config_dir),
+        )
+        await kennisbank.start(clock.now())
+        classifier.use_search(kennisbank.finder())
         planner = RoutePlanner(config, classifier)
         router = Router(store, backend, planner, clock)
         metrics = Metrics()
@@ -102,6 +113,7 @@ class Services:
             attachments=attachments,
             quarantine=Quarantine(session_factory(engine), attachments),
             metrics=metrics,
+            kennisbank=kennisbank,
         )
 
     async def start(self, sweep: bool = True) -> None:
@@ -126,7 +138,21 @@ class Services:
                 coalesce=True,
                 misfire_grace_time=30,
             )
+            self.scheduler.add_job(
+                self._kennisbank_tick,
+                "interval",
+                seconds=self.kennisbank.config.refresh_seconds,
+                id="kennisbank-refresh",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=30,
+            )
             self.scheduler.start()
+
+    async def _kennisbank_tick(self) -> None:
+        """Pick up article edits made by other processes; write the gaps counted meanwhile."""
+        await self.kennisbank.refresh()
+        await self.kennisbank.flush_gaps(self.clock.now())
 
     async def close(self) -> None:
         if self.scheduler is not None:
@@ -137,5 +163,9 @@ class Services:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
         await self.router.stop()
+        try:
+            await self.kennisbank.flush_gaps(self.clock.now())
+        except Exception:  # statistics only; never block a shutdown on them
+            log.warning("kennisbank gaps not written at shutdown", exc_info=True)
         await self.backend.close()
         await self.engine.dispose()

@@ -1,4 +1,9 @@
-"""Rule-based classification of a resident's message: topic (product), skill, kind and language.
+"""Classification of a resident's message: topic (product), skill, kind and language.
+
+Topic and skill come from the kennisbank search when it is connected (`use_search`) and its
+best article is confident enough: routing and the answers agents get then agree, because they
+come from one engine. The keyword rules below remain for kind and language, and decide topic
+and skill when the search has no confident answer (or is not connected).
 
 The rules live in `config/classification.toml` so that the municipality can read and change them
 without touching code; the product taxonomy lives in `config/products.toml`. Everything here is
@@ -12,7 +17,7 @@ import math
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,8 +224,28 @@ def _as_list(value: Any, where: str) -> list[str]:
     return value
 
 
+@dataclass(frozen=True)
+class SearchTopic:
+    """The kennisbank's answer to "what is this about": a product slug, its skill, a score."""
+
+    topic: str
+    skill: str
+    score: float
+    # Products of the next best articles, in order (the search's other candidates).
+    candidates: tuple[str, ...] = ()
+
+
+TopicFinder = Callable[[str, str], "SearchTopic | None"]
+
+
 class Classifier:
     """Scores a message against weighted keywords; see classification.toml for the format."""
+
+    # (text, channel) -> the kennisbank's topic, or None to let the rules decide.
+    topic_finder: TopicFinder | None = None
+
+    def use_search(self, finder: TopicFinder | None) -> None:
+        self.topic_finder = finder
 
     def __init__(
         self,
@@ -379,6 +404,12 @@ class Classifier:
             seen_text = seen_text or bool(stripped)
         return text
 
+    def message_text(self, text: str, subject: str = "") -> str:
+        """The resident's own words as the router reads them: the subject, then the body
+        without form labels and without a quoted earlier e-mail (what the search gets)."""
+        subject, body = self._split(text, subject)
+        return subject + "\n" + body
+
     def classify(self, text: str, subject: str = "", channel: str = "webform") -> Classification:
         subject, body = self._split(text, subject)
         subject_tokens = tokenize(subject)
@@ -388,7 +419,17 @@ class Classifier:
         topic_scores = self._scores(self._topic_index, tokens, subject_end)
         ranked = sorted(topic_scores.items(), key=lambda item: item[1], reverse=True)
         best_score = ranked[0][1] if ranked else 0.0
-        if best_score >= self._min_topic_score:
+        found = self.topic_finder(subject + "\n" + body, channel) if self.topic_finder else None
+        rules_topic = ranked[0][0] if best_score >= self._min_topic_score else None
+        if found is not None and found.topic in self.products:
+            # The search proposes, the keyword rules break ties: when the rules' topic is one
+            # of the search's candidates ("an appointment for a passport": the appointment
+            # article first, the passport article next), the more specific product wins.
+            in_candidates = rules_topic is not None and rules_topic in found.candidates
+            topic = rules_topic if in_candidates and rules_topic else found.topic
+            # Same curve as the rules, on the search score (scale ~ 2x a strong keyword).
+            confidence = 1.0 - math.exp(-found.score / (2 * self._confidence_saturation))
+        elif best_score >= self._min_topic_score:
             topic = ranked[0][0]
             runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
             confidence = (best_score / (best_score + max(runner_up, 0.0))) * (

@@ -83,6 +83,15 @@ class Dovecot:
             _, data = connection.uid("SEARCH", None, criteria)
             return [int(uid) for uid in data[0].split()]
 
+    def kick(self) -> None:
+        """Drop the user's connections, as a server restart would."""
+        subprocess.run(
+            [shutil.which("doveadm") or "/usr/bin/doveadm", "-c", str(self.root / "dovecot.conf"),
+             "kick", self.user],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+
     def log(self) -> str:
         path = self.root / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -140,6 +140,10 @@ async def mail_flow(
         assert len(bodies) == 3
         assert bodies[2].endswith("Moet ik een pasfoto meenemen?")
         assert await contact_count(services) == 1
+        for _ in range(600):  # marked just after it became durable
+            if mailbox.uids("INBOX") == []:
+                break
+            await asyncio.sleep(0.05)
         assert mailbox.uids("INBOX") == []
 
     # A restart reads the mailbox again and imports nothing.

@@ -227,3 +227,16 @@ def test_plain_text_bounce_from_mailer_daemon() -> None:
     assert mail.automatic is not None and mail.automatic.kind == "bounce"
     # Its own Message-ID is not taken for the returned one.
     assert mail.bounced_ids == ("<kcc.bounced-0002@gemeente.example.nl>",)
+
+
+def test_signed_mail_reads_its_text_and_keeps_the_signature() -> None:
+    mail = parsed("smime_signed.eml")
+    assert mail.text == "Graag ontvangen wij een uittreksel uit de BRP voor de akte van levering."
+    assert "smime.p7s" in kept(mail)
+
+
+def test_reply_to_is_where_the_resident_wants_the_answer() -> None:
+    mail = parsed("website_form_reply_to.eml")
+    assert mail.sender_email == "karin@example.nl"
+    assert mail.sender_name == "Karin Mulder"
+    assert mail.from_email == "noreply@website.example.nl"

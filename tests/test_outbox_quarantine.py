@@ -130,3 +130,15 @@ async def test_quarantine_keeps_input_for_team_leads_only(tmp_path: Path) -> Non
         assert listed["items"] == []
         missing = await client.get("/api/quarantine/999/original", headers=bearer(lead))
         assert missing.status == 404
+
+
+async def test_concurrent_saves_of_the_same_attachment_all_succeed(tmp_path: Path) -> None:
+    from contacts.attachments import AttachmentStore
+
+    store = AttachmentStore(tmp_path)
+    data = b"%PDF-1.7 dezelfde scan, twee keer tegelijk" * 1000
+    results = await asyncio.gather(*(store.save(data) for _ in range(16)))
+    assert len(set(results)) == 1
+    assert await store.read(results[0][1]) == data
+    leftovers = await asyncio.to_thread(lambda: list(tmp_path.rglob("*.tmp*")))
+    assert leftovers == []

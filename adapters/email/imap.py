@@ -62,6 +62,8 @@ class ImapConnection:
         self.settings = settings
         self.client: aioimaplib.IMAP4 | None = None
         self.uidvalidity = 0
+        # Set when the server drops the connection (a restart, a kick): reconnect at once.
+        self.lost = asyncio.Event()
 
     @property
     def capabilities(self) -> set[str]:
@@ -79,8 +81,14 @@ class ImapConnection:
                 timeout=COMMAND_TIMEOUT,
                 ssl_context=tls_context(settings.ca_file),
             )
+            client.protocol.conn_lost_cb = self._connection_lost
         else:
-            client = aioimaplib.IMAP4(settings.host, settings.port, timeout=COMMAND_TIMEOUT)
+            client = aioimaplib.IMAP4(
+                settings.host,
+                settings.port,
+                timeout=COMMAND_TIMEOUT,
+                conn_lost_cb=self._connection_lost,
+            )
         self.client = client
         await client.wait_hello_from_server()
         if settings.tls == "starttls":
@@ -100,6 +108,9 @@ class ImapConnection:
         selected = _ok(await self._client().select(_quote(self.settings.mailbox)), "select")
         found = _UIDVALIDITY.search(b" ".join(bytes(line) for line in selected.lines))
         self.uidvalidity = int(found.group(1)) if found else 0
+
+    def _connection_lost(self, error: Exception | None) -> None:
+        self.lost.set()
 
     async def _starttls(self, client: aioimaplib.IMAP4) -> None:
         """aioimaplib has no STARTTLS: send the command, then upgrade the transport."""
@@ -206,15 +217,19 @@ class ImapConnection:
         idle = await client.idle_start(timeout=seconds)
         push = asyncio.ensure_future(client.wait_server_push(seconds + 5))
         stopped = asyncio.ensure_future(stop.wait())
+        lost = asyncio.ensure_future(self.lost.wait())
         try:
-            await asyncio.wait({push, stopped, idle}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({push, stopped, lost, idle}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (push, stopped):
+            for task in (push, stopped, lost):
                 task.cancel()
-            if client.has_pending_idle():
-                client.idle_done()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(idle, 10)
+            if self.lost.is_set():
+                idle.cancel()  # nobody will answer it
+            else:
+                if client.has_pending_idle():
+                    client.idle_done()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(idle, 10)
 
 
 class ImapPoller:
@@ -287,6 +302,9 @@ class ImapPoller:
         if not await self.state.acquire(self.account, self.owner, self.clock.now(), lease):
             await self._disconnect()
             return None
+        if self.connection is not None and self.connection.lost.is_set():
+            log.info("IMAP connection lost; reconnecting")
+            await self._disconnect()
         if self.connection is None:
             connection = ImapConnection(self.settings)
             try:

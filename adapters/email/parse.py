@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import errors, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses
@@ -62,6 +63,8 @@ class Automatic:
 class ParsedMail:
     message_id: str  # "<id@host>", or "sha256:..." derived when the mail has none
     sender_name: str | None
+    # Where the resident wants answers: Reply-To when given (a website's form mail sent as
+    # noreply@ on the resident's behalf), else From.
     sender_email: str | None
     subject: str
     text: str  # what the router reads
@@ -74,6 +77,7 @@ class ParsedMail:
     bounced_ids: tuple[str, ...] = ()
     bounce_status: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    from_email: str | None = None  # the From address itself
 
 
 def parse_message(raw: bytes) -> EmailMessage:
@@ -125,15 +129,20 @@ def parse_mail(raw: bytes, limits: MailLimits | None = None) -> ParsedMail:
                 raise MailParseError(f"MIME-structuur onleesbaar ({type(defect).__name__})")
     message_id = message_id_of(message, raw)
     subject = header_text(message, "Subject")
-    sender_name, sender_email = _sender(message)
+    sender_name, from_email = _address(message, "From")
+    reply_name, reply_to = _address(message, "Reply-To")
+    sender_email = reply_to or from_email
+    if reply_to and reply_name:
+        sender_name = reply_name
     references = _references(message)
-    automatic = classify_automatic(message, sender_email)
+    automatic = classify_automatic(message, from_email)
     if automatic is not None:
         bounced, status = _bounce_details(message) if automatic.kind == "bounce" else ((), None)
         return ParsedMail(
             message_id=message_id,
             sender_name=None,
             sender_email=sender_email,
+            from_email=from_email,
             subject=subject,
             text="",
             full_text="",
@@ -146,7 +155,7 @@ def parse_mail(raw: bytes, limits: MailLimits | None = None) -> ParsedMail:
         raise MailParseError("geen geldig afzenderadres (From)")
 
     content = _Content(limits)
-    content.read(message, subject, depth=0)
+    content.read(message, depth=0)
     body = "\n\n".join(t for t in content.texts if t.strip())
     routed = strip_for_router(body, subject)
     extra = [*content.forwarded, *content.notes]
@@ -172,11 +181,13 @@ def parse_mail(raw: bytes, limits: MailLimits | None = None) -> ParsedMail:
         attachments=tuple(attachments),
         references=references,
         notes=tuple(content.notes),
+        from_email=from_email,
     )
 
 
-def _sender(message: Message) -> tuple[str | None, str | None]:
-    value = header_text(message, "From")
+def _address(message: Message, header: str) -> tuple[str | None, str | None]:
+    """The first (name, address) of an address header."""
+    value = header_text(message, header)
     try:
         addresses = getaddresses([value])
     except Exception:
@@ -265,7 +276,7 @@ class _Content:
         self.attachments: list[InboundAttachment] = []
         self.notes: list[str] = []
 
-    def read(self, message: EmailMessage, subject: str, depth: int) -> None:
+    def read(self, message: EmailMessage, depth: int) -> None:
         body = message.get_body(preferencelist=("plain", "html"))
         if body is not None:
             self.texts.append(part_text(body))
@@ -327,7 +338,7 @@ class _Content:
             return
         nested = _Content(self.limits)
         inner_subject = header_text(inner, "Subject")
-        nested.read(inner, inner_subject, depth + 1)
+        nested.read(inner, depth + 1)
         text = strip_for_router("\n\n".join(nested.texts), inner_subject)
         heading = "---------- Doorgestuurd bericht ----------"
         self.forwarded.append(f"{heading}\nOnderwerp: {inner_subject}\n\n{text}".strip())
@@ -374,9 +385,8 @@ def _filename(part: Message) -> str | None:
 
 
 def header_text_value(value: str) -> str:
+    """A filename that still holds encoded words (some clients put them in parameters)."""
     if "=?" in value:
-        from email.header import decode_header, make_header
-
         try:
             return str(make_header(decode_header(value)))
         except Exception:

@@ -143,8 +143,8 @@ class MailReceiver:
         """Our own mail coming back (a copy in the shared mailbox, a forwarding rule, a
         resident's address that forwards to us) would otherwise become a contact and perhaps
         be answered automatically: a loop."""
-        sender = (mail.sender_email or "").lower()
-        if sender in self.own_addresses:
+        senders = {(mail.sender_email or "").lower(), (mail.from_email or "").lower()}
+        if senders & self.own_addresses:
             return replace(mail, automatic=Automatic("own", "sender is our own address"))
         found = await self.services.store.find_message("email", mail.message_id)
         if found is not None and found[1].direction == "outbound":

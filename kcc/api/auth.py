@@ -13,6 +13,9 @@ from kcc.services import Services
 STAFF_ROLES = frozenset({AgentRole.agent, AgentRole.teamlead, AgentRole.admin})
 INGEST_ROLES = frozenset({AgentRole.integration, AgentRole.admin})
 LEAD_ROLES = frozenset({AgentRole.teamlead, AgentRole.admin})
+# The kennisbank: staff read and search it; editors (and leads) write it and see its gaps.
+KENNISBANK_READ_ROLES = STAFF_ROLES | {AgentRole.editor}
+KENNISBANK_EDIT_ROLES = LEAD_ROLES | {AgentRole.editor}
 
 
 # Tokens checked in the last moments are remembered, so a busy integration does not cost a

@@ -147,7 +147,12 @@ async def reply(request: web.Request) -> web.Response:
     acting_agent(agent, contact)
     if contact.status not in (Status.assigned, Status.answered, Status.waiting_on_resident):
         raise TransitionError(f"a contact that is {contact.status} cannot be answered")
-    message = await services.outbox.reply(contact, agent.id, body.text)
+    article = None
+    if body.article is not None:
+        if await services.kennisbank.db.version(body.article.slug, body.article.version) is None:
+            raise web.HTTPUnprocessableEntity(text="article: no such kennisbank article version")
+        article = (body.article.slug, body.article.version)
+    message = await services.outbox.reply(contact, agent.id, body.text, article)
     if message.delivery_status == "failed":
         # The channel refused it for good (e.g. WhatsApp's 24-hour window): not answered, and
         # the agent is told why; the refused message stays on the contact's record.

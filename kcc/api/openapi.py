@@ -8,6 +8,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from adapters.phone.adapter import CallRequest
+from kcc.api.kennisbank import OPENAPI_BODIES as KENNISBANK_BODIES
+from kcc.api.kennisbank import openapi_paths as kennisbank_paths
 from kcc.api.notes import NoteRequest
 from kcc.api.schemas import (
     CloseRequest,
@@ -29,6 +31,7 @@ BODIES: dict[str, type[BaseModel]] = {
     "WebformPost": WebformPost,
     "NoteRequest": NoteRequest,
     "CallRequest": CallRequest,
+    **KENNISBANK_BODIES,
 }
 
 ERROR = {
@@ -174,6 +177,7 @@ def document() -> dict[str, Any]:
                     secure=False,
                 ),
             },
+            **kennisbank_paths(_op),
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics",

@@ -39,8 +39,15 @@ class IngestRequest(Strict):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
 
 
+class ArticleRef(Strict):
+    slug: str = Field(min_length=1, max_length=64)
+    version: int = Field(ge=1)
+
+
 class ReplyRequest(Strict):
     text: str = Field(min_length=1, max_length=20_000)
+    # The kennisbank article version the answer is based on (recorded with the message).
+    article: ArticleRef | None = None
 
 
 class TransferRequest(Strict):

@@ -61,6 +61,12 @@ def message_view(message: Message) -> dict[str, Any]:
         "body": message.body,
         "delivery_status": message.delivery_status,
         "delivery_detail": message.delivery_detail,
+        # The kennisbank article version the reply used (GET /api/kennisbank/articles/...).
+        "article": (
+            {"slug": message.article_slug, "version": message.article_version}
+            if message.article_slug
+            else None
+        ),
     }
 
 
