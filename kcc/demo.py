@@ -1073,6 +1073,8 @@ class Demo:
             # queue table off the screen.
             quiet["adapters"] = logging.WARNING
             quiet["aiohttp.access"] = logging.WARNING
+            # "Job skipped: maximum number of running instances" says the machine is busy.
+            quiet["apscheduler"] = logging.ERROR
         levels = {name: logging.getLogger(name).level for name in quiet}
         for name, level in quiet.items():
             logging.getLogger(name).setLevel(level)
@@ -1709,7 +1711,10 @@ class Demo:
                 self._spawn(self._check_back(agent, reference), f"check back on {reference}")
                 return
             phone = self.routes.get("phone")
-            if contact.get("channel") == "phone" and isinstance(phone, PhoneRoute):
+            if contact.get("channel") == "counter":
+                # The visitor is answered at the desk: nothing to send.
+                await asyncio.sleep(duration)
+            elif contact.get("channel") == "phone" and isinstance(phone, PhoneRoute):
                 # A call is answered by talking: Twilio rings the agent and bridges the caller.
                 await self._call(session, "POST", f"{path}/call", {"phone": agent.phone})
                 await self._shielded(phone.bridged(reference))
