@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo serve test lint bench bench-kennisbank evaluate clean
+.PHONY: setup demo serve test lint bench bench-sla bench-kennisbank evaluate clean
 
 $(BIN)/kcc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/foundation.py
+
+# SLA timer sweep with 1,000,000 open contacts on SQLite and PostgreSQL (a few minutes).
+bench-sla: setup
+	$(BIN)/python bench/sla_sweep.py
 
 bench-kennisbank: setup
 	$(BIN)/python bench/kennisbank_search.py

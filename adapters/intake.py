@@ -9,10 +9,12 @@ between the two), and only then does the adapter answer its provider.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from contacts.attachments import AttachmentStore
 from contacts.inbound import InboundMessage
-from contacts.intake_writer import IntakeResult
+from contacts.intake_writer import IntakeResult, PlanFn
 from contacts.models import Status
 from contacts.store import ContactStore, TransitionError
 from kcc.clock import Clock
@@ -20,6 +22,10 @@ from kcc.metrics import Metrics
 from router.router import Router
 
 log = logging.getLogger(__name__)
+
+# Wraps the router's plan so a new contact also gets its SLA deadlines and timers, stored in the
+# same transaction (sla/timers.py: SlaEngine.with_deadlines). Called with the intake moment.
+DeadlineFn = Callable[[PlanFn, datetime], PlanFn]
 
 
 class Intake:
@@ -30,8 +36,10 @@ class Intake:
         attachments: AttachmentStore,
         clock: Clock,
         metrics: Metrics,
+        deadlines: DeadlineFn | None = None,
     ) -> None:
         self.store = store
+        self.deadlines = deadlines
         self.router = router
         self.attachments = attachments
         self.clock = clock
@@ -51,9 +59,11 @@ class Intake:
                     key,
                 )
             )
-        result = await self.store.receive(
-            inbound, self.router.planner.plan, self.clock.now(), stored
-        )
+        now = self.clock.now()
+        plan: PlanFn = self.router.planner.plan
+        if self.deadlines is not None:
+            plan = self.deadlines(plan, now)
+        result = await self.store.receive(inbound, plan, now, stored)
         self.metrics.contacts_received.labels(inbound.channel, result.outcome).inc()
         if result.outcome == "created":
             await self.router.enqueue(result.contact)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from typing import Any, Literal, cast
 
@@ -30,6 +31,7 @@ RESIDENT = TABLES["resident"]
 CONVERSATION = TABLES["conversation"]
 ATTACHMENT = TABLES["attachment"]
 COUNTER = TABLES["referencecounter"]
+SLA_TIMER = TABLES["sla_timer"]
 OPEN = [status.value for status in OPEN_STATUSES]
 
 # (filename, content_type, size, sha256, storage_key) of a file already in the attachment store.
@@ -46,6 +48,10 @@ class RoutePlan:
     skills: list[str]
     queue: str
     priority: int
+    # SLA deadlines for the contact row and its due timers (kind, due_at, run_at), stored in
+    # the same transaction as the contact (sla/norms.py).
+    sla: dict[str, Any] = dataclass_field(default_factory=dict)
+    timers: tuple[tuple[str, datetime, datetime], ...] = ()
 
 
 PlanFn = Callable[[InboundMessage], RoutePlan]
@@ -118,6 +124,7 @@ TOUCH_CONVERSATION = (
 INSERT_CONTACT = sa.insert(CONTACT).returning(CONTACT.c.id)
 INSERT_MESSAGE = sa.insert(MESSAGE).returning(MESSAGE.c.id)
 INSERT_EVENT = sa.insert(EVENT)
+INSERT_TIMER = sa.insert(SLA_TIMER)
 INSERT_ATTACHMENT = sa.insert(ATTACHMENT)
 BUMP_COUNTER = (
     sqlite.insert(COUNTER)
@@ -189,8 +196,17 @@ def receive(
         "queue": route.queue,
         "escalation_level": 0,
         "enqueued_at": now,
+        **route.sla,
     }
     contact_id = conn.execute(INSERT_CONTACT, values).scalar_one()
+    if route.timers:
+        conn.execute(
+            INSERT_TIMER,
+            [
+                {"contact_id": contact_id, "kind": kind, "due_at": due, "run_at": run}
+                for kind, due, run in route.timers
+            ],
+        )
     conn.execute(
         INSERT_EVENT,
         [

@@ -9,6 +9,7 @@ Tables (SQLModel on SQLAlchemy 2):
 - `Message`: each inbound or outbound message of a contact (the first one and follow-ups).
 - `Attachment`: metadata of a file stored outside the database.
 - `ContactEvent`: the append-only history of a contact (who, when, why).
+- `SlaTimer`: a due SLA action of a contact (acknowledgement, warning, breach), fired once.
 - `QuarantinedInput`: channel input that could not become a contact, kept with its reason.
 - `Agent`: a person or integration working with the API.
 - `ReferenceCounter`: the per-year sequence behind human references (KCC-2026-000123).
@@ -203,6 +204,46 @@ class Contact(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     outcome: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, sa_type=sa.Text())
+
+    # SLA (sla/): the answer norm applied (config/sla.toml), its own deadline before any
+    # verdaging or pause (the base of the legal maximum), and what happened to the deadlines.
+    sla_norm: str | None = Field(default=None, max_length=32)
+    norm_due: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # None, "at_risk" (a warning went out) or "breached" (a deadline passed unmet).
+    sla_state: str | None = Field(default=None, max_length=16, index=True)
+    ack_breached_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    answer_breached_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    extended_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # Time spent waiting on the resident already added to answer_due (norms that allow it).
+    sla_paused_seconds: int = Field(default=0)
+
+
+class SlaTimer(SQLModel, table=True):
+    """A due SLA action of one contact (acknowledgement, warning, ack_breach, answer_breach).
+    Periodic sweeps in every process claim due rows (`run_at`, a partial index over the
+    unfired ones) with a conditional update, so a timer fires once across processes and
+    survives restarts."""
+
+    __tablename__ = "sla_timer"
+    __table_args__ = (
+        sa.Index(
+            "ix_sla_timer_pending",
+            "run_at",
+            sqlite_where=sa.text("fired_at IS NULL"),
+            postgresql_where=sa.text("fired_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    kind: str = Field(max_length=24)
+    # When it is due, and when a sweep should (next) run it: a claim moves run_at one lease
+    # ahead, so a timer whose process died runs again.
+    due_at: datetime = Field(sa_type=UtcDateTime)
+    run_at: datetime = Field(sa_type=UtcDateTime)
+    attempts: int = Field(default=0)
+    fired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    outcome: str | None = Field(default=None, max_length=32)
 
 
 class Message(SQLModel, table=True):

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from adapters.registry import build_adapters
-from kcc.api import agents, contacts, kennisbank, notes, quarantine, queues
+from kcc.api import agents, contacts, kennisbank, notes, quarantine, queues, sla
 from kcc.api.errors import error_middleware
 from kcc.api.openapi import serve as openapi
 from kcc.services import Services
@@ -20,6 +20,7 @@ async def metrics(request: web.Request) -> web.Response:
     await services.metrics.refresh(
         services.backend, list(services.config.queues), services.clock.now().timestamp()
     )
+    await services.sla.refresh_gauges(list(services.config.queues))
     return web.Response(
         body=services.metrics.render(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
@@ -70,6 +71,7 @@ def create_app(services: Services, start: bool = True, sweep: bool = True) -> we
     app.router.add_post("/api/contacts/{reference}/close", contacts.close)
     app.router.add_get("/api/queues", queues.list_queues)
     quarantine.add_routes(app)
+    sla.add_routes(app)
     notes.add_routes(app)
     kennisbank.add_routes(app)
     app.router.add_get("/api/agents/me", agents.me)

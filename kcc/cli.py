@@ -138,6 +138,34 @@ def demo(args: argparse.Namespace) -> int:
     )
 
 
+async def _report_norms(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from kcc.clock import SystemClock
+    from kcc.services import Services
+    from sla.report import as_table, norm_report
+
+    try:
+        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    except ValueError:
+        print("kcc: give --from and --to as YYYY-MM-DD", file=sys.stderr)
+        return 2
+    services = await Services.build(_settings(args))
+    try:
+        rows = await norm_report(
+            services.store.readers, services.sla.book, start, end, SystemClock().now()
+        )
+    finally:
+        await services.close()
+    print(f"Normen {start.isoformat()} t/m {end.isoformat()}")
+    print(as_table(rows))
+    return 0
+
+
+def report_norms(args: argparse.Namespace) -> int:
+    return asyncio.run(_report_norms(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kcc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -180,6 +208,16 @@ def main(argv: list[str] | None = None) -> int:
         "--role", default="agent", choices=["agent", "teamlead", "admin", "integration", "editor"]
     )
     p_add.set_defaults(func=agents_add)
+
+    p_report = commands.add_parser("report", help="reports")
+    report_commands = p_report.add_subparsers(dest="report_command", required=True)
+    p_norms = report_commands.add_parser(
+        "norms", help="per channel and norm: contacts, within the norm, realisatie vs target"
+    )
+    _common(p_norms)
+    p_norms.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
+    p_norms.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD")
+    p_norms.set_defaults(func=report_norms)
 
     telegram_cli.add_commands(commands)
 

@@ -32,6 +32,9 @@ from router.classify import Classifier
 from router.config import RoutingConfig
 from router.planner import RoutePlanner
 from router.router import Router
+from sla.norms import NormBook
+from sla.templates import Templates
+from sla.timers import SlaEngine
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class Services:
     attachments: AttachmentStore
     quarantine: Quarantine
     metrics: Metrics
+    sla: SlaEngine
     kennisbank: Kennisbank
     scheduler: AsyncIOScheduler | None = field(default=None)
 
@@ -95,7 +99,16 @@ class Services:
         attachments = AttachmentStore(
             settings.data_dir / "attachments", settings.max_attachment_bytes
         )
-        intake = Intake(store, router, attachments, clock, metrics)
+        outbox = Outbox(store, clock)
+        sla = SlaEngine(
+            store,
+            outbox,
+            NormBook.load(settings.config_dir),
+            Templates.load(settings.config_dir),
+            clock,
+            metrics.registry,
+        )
+        intake = Intake(store, router, attachments, clock, metrics, deadlines=sla.with_deadlines)
         router.listeners.append(
             lambda contact, _agent: metrics.assignments.labels(contact.queue or "").inc()
         )
@@ -109,10 +122,11 @@ class Services:
             planner=planner,
             router=router,
             intake=intake,
-            outbox=Outbox(store, clock),
+            outbox=outbox,
             attachments=attachments,
             quarantine=Quarantine(session_factory(engine), attachments),
             metrics=metrics,
+            sla=sla,
             kennisbank=kennisbank,
         )
 
@@ -139,6 +153,15 @@ class Services:
                 misfire_grace_time=30,
             )
             self.scheduler.add_job(
+                self.sla.sweep,
+                "interval",
+                seconds=self.sla.book.timers.sweep_seconds,
+                id="sla-sweep",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=30,
+            )
+            self.scheduler.add_job(
                 self._kennisbank_tick,
                 "interval",
                 seconds=self.kennisbank.config.refresh_seconds,
@@ -160,6 +183,7 @@ class Services:
             # half-way.
             self.scheduler.pause()
             await self.router.wait_for_sweep()
+            await self.sla.wait_for_sweep()
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
         await self.router.stop()

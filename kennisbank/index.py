@@ -152,14 +152,10 @@ class Index:
                 self.postings[term][number] = idf * tf * (s.k1 + 1.0) / (s.k1 + tf)
         self.postings = dict(self.postings)
         self.vocabulary: frozenset[str] = frozenset(self.postings)
-        # The same postings as arrays: a query adds whole postings lists in C, not per article.
-        self._arrays: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {
-            term: (
-                np.fromiter(docs.keys(), dtype=np.intp, count=len(docs)),
-                np.fromiter(docs.values(), dtype=np.float64, count=len(docs)),
-            )
-            for term, docs in self.postings.items()
-        }
+        # The same postings as arrays, made on first use (most terms are never queried and
+        # making them all costs more than the rest of the build): a query adds whole postings
+        # lists in C, not per article.
+        self._arrays: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {}
         # Scores are divided by the idf of a word found in one article only, so that a score
         # means about the same in a kennisbank of 30 articles as in one of 5,000 (raw BM25
         # grows with the log of the collection size) and one threshold fits both.
@@ -266,6 +262,17 @@ class Index:
 
         return sorted(unique, key=rarity)[:limit]
 
+    def _postings_array(self, term: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        found = self._arrays.get(term)
+        if found is None:
+            docs = self.postings[term]
+            found = (
+                np.fromiter(docs.keys(), dtype=np.intp, count=len(docs)),
+                np.fromiter(docs.values(), dtype=np.float64, count=len(docs)),
+            )
+            self._arrays[term] = found  # a race only makes the same arrays twice
+        return found
+
     def search(self, text: str, limit: int = 5) -> list[Match]:
         """The best `limit` articles for `text`, best first; ties by slug (deterministic)."""
         count = len(self.articles)
@@ -278,7 +285,7 @@ class Index:
                 continue
             if len(alternatives) == 1 and len(alternatives[0][1]) == 1:
                 weight, (term,) = alternatives[0]
-                docs, values = self._arrays[term]
+                docs, values = self._postings_array(term)
                 totals[docs] += weight * values  # a term's documents are distinct
                 continue
             # Several ways to match one word: it counts with its best one per article.
@@ -286,7 +293,7 @@ class Index:
             for weight, terms in alternatives:
                 candidate = np.zeros(count)
                 for term in terms:
-                    docs, values = self._arrays[term]
+                    docs, values = self._postings_array(term)
                     candidate[docs] += weight * values
                 np.maximum(best, candidate, out=best)
             totals += best

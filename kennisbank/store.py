@@ -19,11 +19,13 @@ constraint lets one win and the other skips.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +48,29 @@ class VersionConflict(Exception):
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _file_hashes(slugs: list[str] | None = None) -> Any:
+    """(slug, sha256) of the last version that came from a file, per slug (a select)."""
+    conditions = [col(ArticleVersion.origin) == "file"]
+    if slugs is not None:
+        conditions.append(col(ArticleVersion.slug).in_(slugs))
+    latest = (
+        sa.select(
+            col(ArticleVersion.slug).label("slug"),
+            sa.func.max(ArticleVersion.version).label("version"),
+        )
+        .where(*conditions)
+        .group_by(col(ArticleVersion.slug))
+        .subquery()
+    )
+    return sa.select(col(ArticleVersion.slug), col(ArticleVersion.source_sha256)).join(
+        latest,
+        sa.and_(
+            col(ArticleVersion.slug) == latest.c.slug,
+            col(ArticleVersion.version) == latest.c.version,
+        ),
+    )
 
 
 def read_articles(directory: Path) -> list[tuple[Path, str]]:
@@ -164,6 +189,7 @@ class ArticleStore:
         unchanged = 0
         files = await asyncio.to_thread(read_articles, directory)
         last_from_file = await self._last_file_hashes()
+        changed: list[Article] = []
         for path, source in files:
             try:
                 article = parse(source, expected_slug=path.stem)
@@ -176,33 +202,64 @@ class ArticleStore:
             if known == sha256(source):
                 unchanged += 1
                 continue
-            try:
-                row = await self.save(article, "file", now, origin="file")
-            except VersionConflict:
-                unchanged += 1  # imported by another process just now
-                continue
-            (created if row.version == 1 else updated).append(article.slug)
+            changed.append(article)
+        if not changed:
+            return ImportReport(created, updated, unchanged, invalid)
+        try:
+            # One transaction for the lot: a fresh database imports every article, and one
+            # commit (one fsync) instead of one per article keeps the start-up short.
+            rows = await self._save_files(changed, now)
+        except IntegrityError:
+            rows = []  # another process is importing the same files: go one by one
+            for article in changed:
+                with contextlib.suppress(IntegrityError):  # the other process was first
+                    rows += await self._save_files([article], now)
+        unchanged += len(changed) - len(rows)
+        for row in rows:
+            (created if row.version == 1 else updated).append(row.slug)
         return ImportReport(created, updated, unchanged, invalid)
 
-    async def _last_file_hashes(self) -> dict[str, str]:
-        newest = (
-            sa.select(
-                col(ArticleVersion.slug).label("slug"),
-                sa.func.max(ArticleVersion.version).label("version"),
+    async def _save_files(self, articles: list[Article], now: datetime) -> list[ArticleVersion]:
+        """New file versions of several articles in one transaction, except those whose last
+        file version has this very text (checked again inside the transaction: another process
+        may have imported them since we looked)."""
+        slugs = [a.slug for a in articles]
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(_file_hashes(slugs))
+            imported: dict[str, str] = {slug: digest for slug, digest in result.all()}
+            fresh = [a for a in articles if imported.get(a.slug) != sha256(a.source)]
+            latest = dict(
+                (
+                    await session.execute(
+                        sa.select(
+                            col(ArticleVersion.slug), sa.func.max(col(ArticleVersion.version))
+                        )
+                        .where(col(ArticleVersion.slug).in_(slugs))
+                        .group_by(col(ArticleVersion.slug))
+                    )
+                ).all()
             )
-            .where(col(ArticleVersion.origin) == "file")
-            .group_by(col(ArticleVersion.slug))
-            .subquery()
-        )
-        query = sa.select(col(ArticleVersion.slug), col(ArticleVersion.source_sha256)).join(
-            newest,
-            sa.and_(
-                col(ArticleVersion.slug) == newest.c.slug,
-                col(ArticleVersion.version) == newest.c.version,
-            ),
-        )
+            rows = [
+                ArticleVersion(
+                    slug=article.slug,
+                    version=int(latest.get(article.slug) or 0) + 1,
+                    title=article.title[:300],
+                    source=article.source,
+                    source_sha256=sha256(article.source),
+                    origin="file",
+                    author="file",
+                    created_at=now,
+                )
+                for article in fresh
+            ]
+            session.add_all(rows)
+            await session.flush()
+            return rows
+
+    async def _last_file_hashes(self) -> dict[str, str]:
         async with self.reads() as session:
-            return {slug: digest for slug, digest in (await session.execute(query)).all()}
+            result = await session.execute(_file_hashes())
+            return {slug: digest for slug, digest in result.all()}
 
     # -- replies ------------------------------------------------------------------------------
 

@@ -399,6 +399,21 @@ class FakeTwilio:
         self.deleted_queues.append(request.match_info["queue"])
         return web.Response(status=204)
 
+    async def answer_call(self, call_sid: str) -> WebhookAnswer:
+        """The called party picks up: Twilio fetches the call's instructions (its `Url`)."""
+        placed = next(c for c in self.calls if c["Sid"] == call_sid)
+        if "Twiml" in placed:
+            return WebhookAnswer(200, placed["Twiml"], "text/xml")
+        params = {
+            "CallSid": call_sid,
+            "From": placed["From"],
+            "To": placed["To"],
+            "Direction": "outbound-api",
+            "CallStatus": "in-progress",
+            "ApiVersion": "2010-04-01",
+        }
+        return await self._hooks_for(placed["Url"]).post(placed["Url"], params)
+
     # --- status callbacks -------------------------------------------------------------------
 
     def message(self, sid: str) -> SentMessage:

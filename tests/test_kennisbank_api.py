@@ -5,6 +5,7 @@ notices an edit."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -436,3 +437,33 @@ def test_cli_adds_an_editor(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "(editor)" in result.stdout
+
+
+async def test_two_processes_importing_at_once_store_each_version_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    from contacts.database import create_engine, read_session_factory, session_factory
+    from contacts.schema import upgrade
+    from kennisbank.store import ArticleStore
+
+    await upgrade(database_url)
+    engines = [create_engine(database_url) for _ in range(2)]
+    try:
+        stores = [ArticleStore(session_factory(e), read_session_factory(e)) for e in engines]
+        now = ManualClock().now()
+        reports = await asyncio.gather(*(s.import_directory(FIXTURES, now) for s in stores))
+        # Each article is created by exactly one of the two.
+        assert sorted(len(r.created) for r in reports) in ([0, 4], [1, 3], [2, 2])
+        assert sum(len(r.created) for r in reports) == 4
+        rows = await stores[0].current()
+        assert [(r.slug, r.version) for r in rows] == [
+            ("afvalcontainer", 1),
+            ("bewoners-parkeren", 1),
+            ("paspoort", 1),
+            ("trouwen", 1),
+        ]
+        again = await stores[1].import_directory(FIXTURES, now)
+        assert (again.created, again.updated, again.unchanged) == ([], [], 4)
+    finally:
+        for engine in engines:
+            await engine.dispose()

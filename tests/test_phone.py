@@ -184,7 +184,9 @@ async def test_agent_bridges_exactly_this_caller_and_the_call_is_measured(
         assert bridge.status == 201, await bridge.text()
         [agent_call] = world.fake.calls
         assert (agent_call["To"], agent_call["From"]) == (AGENT_PHONE, PHONE_NUMBER)
-        dial = ET.fromstring(agent_call["Twiml"]).find("Dial")
+        # The agent picks up; Twilio asks us what to do with the call: take this caller.
+        picked_up = await world.fake.answer_call(agent_call["Sid"])
+        dial = picked_up.twiml().find("Dial")
         assert dial is not None
         queue = dial.find("Queue")
         assert queue is not None and queue.text == contact.reference
@@ -260,9 +262,17 @@ async def test_hanging_up_while_waiting_is_abandoned(tmp_path: Path) -> None:
         await world.services.router.idle()
         offered = await contact_of(world, second)
         assert (await world.services.store.get(offered.id or 0)).status == Status.assigned  # type: ignore[union-attr]
+        ringing = await world.client.post(
+            f"/api/contacts/{offered.reference}/call", json={"phone": AGENT_PHONE}, headers=agent
+        )
+        assert ringing.status == 201
         await second.leave_queue("hangup", 8)
         me = await (await world.client.get("/api/agents/me", headers=agent)).json()
         assert me["load"].get("phone", 0) == 0
+        # The agent picks up after the caller hung up: told so, not left in an empty queue.
+        late = await world.fake.answer_call(world.fake.calls[-1]["Sid"])
+        assert "niet meer beschikbaar" in said(late.twiml())
+        assert late.twiml().find("Dial") is None
         # Only the status callback arrives (no Enqueue action): still abandoned.
         third = await call(world, "2", caller="+31622222222")
         world.clock.advance(20)
@@ -375,7 +385,7 @@ async def test_the_agent_calls_back_a_callback_request(tmp_path: Path) -> None:
             f"/api/contacts/{reference}/call", json={"phone": AGENT_PHONE}, headers=agent
         )
         assert started.status == 201 and (await started.json())["callback"] is True
-        twiml = ET.fromstring(world.fake.calls[-1]["Twiml"])
+        twiml = (await world.fake.answer_call(world.fake.calls[-1]["Sid"])).twiml()
         number = twiml.find("Dial/Number")
         assert number is not None and number.text == CALLER
         assert twiml.find("Dial") is not None
@@ -410,3 +420,30 @@ async def test_phone_flow_on_postgres_and_redis(
         assert callback is not None and callback[0].answer_due is not None
         assert await world.services.store.queued_count() == 1
         assert await world.services.backend.ahead(callback[0].id or 0) == 0
+
+
+async def test_without_a_public_url_the_agent_call_carries_its_twiml(tmp_path: Path) -> None:
+    async with twilio_world(tmp_path, public_url=None) as world:
+        placed = await call(world, "2")
+        agent = await available_agent(world, "Bram", AFVAL_PHONE_AGENT)
+        await world.services.router.idle()
+        reference = (await (await world.client.post("/api/agents/me/next", headers=agent)).json())[
+            "reference"
+        ]
+        started = await world.client.post(
+            f"/api/contacts/{reference}/call", json={"phone": AGENT_PHONE}, headers=agent
+        )
+        assert started.status == 201
+        [agent_call] = world.fake.calls
+        assert "Url" not in agent_call
+        assert ET.fromstring(agent_call["Twiml"]).findtext("Dial/Queue") == placed.queue
+        # Bad input on the API: not the agent's contact, not a phone number.
+        other = await available_agent(world, "Carla", AFVAL_PHONE_AGENT)
+        refused = await world.client.post(
+            f"/api/contacts/{reference}/call", json={"phone": AGENT_PHONE}, headers=other
+        )
+        assert refused.status in (403, 404)
+        bad = await world.client.post(
+            f"/api/contacts/{reference}/call", json={"phone": "bel mij"}, headers=agent
+        )
+        assert bad.status == 422

@@ -42,7 +42,9 @@ def free_port() -> int:
 
 
 async def wait_until_up(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(150):
+    # Start-up imports every channel and migrates the database; on a loaded 2-core machine that
+    # can take a while. This checks that the process comes up, not how fast.
+    for _ in range(600):
         try:
             async with session.get(f"{url}/healthz") as response:
                 if response.status == 200:

@@ -564,7 +564,12 @@ class PhoneAdapter(ChannelAdapter):
         reference = (request.query.get("reference") or form.get("reference") or "").strip()
         contact = await services.store.by_reference(reference) if reference else None
         response = VoiceResponse()
-        if contact is None or contact.channel != CHANNEL or contact.status != Status.assigned:
+        callable_statuses = (
+            (Status.assigned, Status.answered, Status.waiting_on_resident)
+            if contact is not None and contact.channel_message_id.startswith("callback:")
+            else (Status.assigned,)
+        )
+        if contact is None or contact.channel != CHANNEL or contact.status not in callable_statuses:
             self.say(response, "Dit gesprek is niet meer beschikbaar.")
             response.hangup()
             return twiml(str(response))
@@ -604,12 +609,16 @@ class PhoneAdapter(ChannelAdapter):
         resident = await services.store.resident(contact.resident_id)
         if is_callback and (resident is None or not resident.phone):
             raise web.HTTPConflict(text="geen telefoonnummer bekend om terug te bellen")
-        instructions = self.bridge_twiml(contact, resident.phone if resident else None)
+        public = services.settings.public_url.rstrip("/")
+        what: dict[str, str] = (
+            # Asked for when the agent picks up: a caller who hung up meanwhile is then known.
+            {"url": f"{public}/channels/phone/agent?reference={quote(contact.reference)}"}
+            if public
+            else {"twiml": str(self.bridge_twiml(contact, resident.phone if resident else None))}
+        )
         client, http = make_client(account)
         try:
-            created = await client.calls.create_async(
-                to=agent_phone or "", from_=caller_id, twiml=str(instructions)
-            )
+            created = await client.calls.create_async(to=agent_phone or "", from_=caller_id, **what)
         except TwilioRestException as error:
             raise web.HTTPBadGateway(
                 text=f"Twilio weigerde het gesprek (fout {error.code}, {error.status})"

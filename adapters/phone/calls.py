@@ -111,9 +111,7 @@ class CallStore:
         still waiting are in the queue figures): the service level (answered
         within `answer_within` seconds / answered + abandoned) and the abandoned rate
         (abandoned / every call that left the line: answered, abandoned or callback)."""
-        within = sa.func.sum(
-            sa.case((col(PhoneCall.wait_seconds) <= answer_within, 1), else_=0)
-        )
+        within = sa.func.sum(sa.case((col(PhoneCall.wait_seconds) <= answer_within, 1), else_=0))
         async with self.readers() as session:
             rows = await session.execute(
                 select(  # type: ignore[call-overload]

@@ -11,6 +11,8 @@ from adapters.phone.adapter import CallRequest
 from kcc.api.kennisbank import OPENAPI_BODIES as KENNISBANK_BODIES
 from kcc.api.kennisbank import openapi_paths as kennisbank_paths
 from kcc.api.notes import NoteRequest
+from kcc.api.openapi_channels import channel_paths
+from kcc.api.quarantine import ResolveRequest
 from kcc.api.schemas import (
     CloseRequest,
     IngestRequest,
@@ -20,6 +22,7 @@ from kcc.api.schemas import (
     WaitRequest,
     WebformPost,
 )
+from kcc.api.sla import ExtensionRequest
 
 BODIES: dict[str, type[BaseModel]] = {
     "IngestRequest": IngestRequest,
@@ -31,6 +34,8 @@ BODIES: dict[str, type[BaseModel]] = {
     "WebformPost": WebformPost,
     "NoteRequest": NoteRequest,
     "CallRequest": CallRequest,
+    "ResolveRequest": ResolveRequest,
+    "ExtensionRequest": ExtensionRequest,
     **KENNISBANK_BODIES,
 }
 
@@ -178,6 +183,16 @@ def document() -> dict[str, Any]:
                 ),
             },
             **kennisbank_paths(_op),
+            **channel_paths(_op, ref),
+            "/api/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+                    },
+                }
+            },
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics",

@@ -33,6 +33,11 @@ def contact_summary(contact: Contact) -> dict[str, Any]:
         "answered_at": iso(contact.answered_at),
         "closed_at": iso(contact.closed_at),
         "outcome": contact.outcome,
+        "sla_norm": contact.sla_norm,
+        "sla_state": contact.sla_state,
+        "ack_breached_at": iso(contact.ack_breached_at),
+        "answer_breached_at": iso(contact.answer_breached_at),
+        "extended_at": iso(contact.extended_at),
     }
 
 
