@@ -883,6 +883,7 @@ class DemoStats:
     taken: int = 0
     queues_taken: Counter[str] = field(default_factory=Counter)
     replies: int = 0
+    replied: Counter[str] = field(default_factory=Counter)  # per contact channel
     closed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     transfers: int = 0
@@ -1726,6 +1727,7 @@ class Demo:
                 text = FOREIGN_REPLIES.get(language) or REPLIES.get(queue, REPLIES["algemeen"])
                 await self._call(session, "POST", f"{path}/reply", {"text": text})
                 self.stats.replies += 1
+                self.stats.replied[str(contact.get("channel"))] += 1
             outcome = self._outcome(sent, queue, channel_class)
             self._let_go(agent, reference)
             await self._call(session, "POST", f"{path}/close", {"outcome": outcome})
@@ -1892,11 +1894,12 @@ class Demo:
             + (f" · {errors} errors (see the log)" if errors else "")
         )
         if self.routes:
-            lines.append(f"{'':<27}replies delivered: {self._delivered()}")
+            lines.append(f"{'':<27}delivered out: {self._delivered()}")
         return "\n".join(lines)
 
     def _delivered(self) -> str:
-        """Replies (and other messages) that reached each provider's stand-in."""
+        """What reached each provider's stand-in: agents' replies, and the acknowledgements the
+        SLA timers send on the written channels."""
         return ", ".join(
             f"{route.label or name} {route.replies_delivered()}"
             for name, route in self.routes.items()
@@ -1918,7 +1921,9 @@ class Demo:
             f"waited on residents {s.waits} ({s.resident_answers} answered)"
         )
         if self.routes:
-            self.say(f"  replies delivered through the channels: {self._delivered()}")
+            self.say(
+                f"  delivered through the channels (replies, acknowledgements): {self._delivered()}"
+            )
         if s.double_assignments or s.actor_errors or s.resident_errors:
             self.say(
                 f"  problems: {s.double_assignments} double assignments, "
