@@ -4,10 +4,11 @@ so a newcomer sees queues fill and drain, and can use the API and the web form a
 
 Everything the simulation does goes through the running server, the way real clients would.
 Residents write in through each channel's real inbound path against local stand-ins of the
-providers (`kcc/demo_channels.py`, `sandbox/`): Telegram updates with the webhook secret, the web
-form as a browser posts it; a channel whose adapter is not in this build yet goes through the
-ingest API with an integration token. Agents use only the agent API, and their replies leave
-through each channel's real outbound path to the stand-ins, which count them. The demo makes up
+providers (`kcc/demo_channels.py`, `sandbox/`): the web form as a browser posts it, Telegram
+updates with the webhook secret, signed Twilio webhooks for WhatsApp and calls, mail over LMTP,
+letter PDFs from the mail room's scanner; the counter (no adapter) goes through the ingest API
+with an integration token. Agents use only the agent API, and their replies leave through each
+channel's real outbound path to the stand-ins, which count them. The demo makes up
 the providers' credentials for every run and never uses those of the environment. The people,
 addresses and numbers are fictional.
 """
