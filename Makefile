@@ -14,7 +14,14 @@ $(BIN)/kcc: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(BIN)/kcc
 
-setup: $(BIN)/kcc
+# axe-core (npm) for the browser tests' accessibility check; nothing of it is served. Installed
+# once from the lockfile (npm's cache first); without npm the check says so (and fails in CI).
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefer-offline --no-audit --no-fund --ignore-scripts --loglevel=error && touch $@; \
+	else echo "npm not found: the browser tests' accessibility check cannot run"; fi
+
+setup: $(BIN)/kcc node_modules/axe-core/axe.min.js
 	@bash scripts/install-system-packages.sh
 
 demo: setup
@@ -45,4 +52,4 @@ evaluate: setup
 	$(BIN)/python scripts/evaluate_routing.py --dataset tests/fixtures/eval/questions-heldout.tsv
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) node_modules data .pytest_cache .mypy_cache .ruff_cache *.egg-info

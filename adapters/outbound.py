@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # A message still `sending` after this long belonged to a process that died while sending.
 STALE_SENDING = timedelta(minutes=5)
+# A queued message is tried again at most this often while its provider is down.
+RETRY_AFTER = timedelta(seconds=30)
 
 
 class Purpose:
@@ -120,12 +122,10 @@ class Outbox:
         were tried. Safe with several processes: each message is claimed by one."""
         now = self.clock.now()
         tried = 0
-        for message in await self.store.claim_unsent(now, now - STALE_SENDING, limit):
-            if message.channel not in self.channels:
-                await self.store.set_delivery(
-                    message.id or 0, "queued", message.delivery_detail or _no_sender(message)
-                )
-                continue
+        unsent = await self.store.claim_unsent(
+            now, now - STALE_SENDING, list(self.channels), now - RETRY_AFTER, limit
+        )
+        for message in unsent:
             contact = await self.store.get(message.contact_id)
             if contact is None:
                 continue
@@ -137,7 +137,7 @@ class Outbox:
         sender = self.channels.get(message.channel)
         if sender is None:
             detail = _no_sender(message)
-            await self.store.set_delivery(message.id or 0, "queued", detail)
+            await self.store.set_delivery(message.id or 0, "queued", detail, never_tried=True)
             message.delivery_status, message.delivery_detail = "queued", detail
             return message
         outbound = await self._outbound(contact, message)

@@ -12,6 +12,8 @@ Tables (SQLModel on SQLAlchemy 2):
 - `SlaTimer`: a due SLA action of a contact (acknowledgement, warning, breach), fired once.
 - `QuarantinedInput`: channel input that could not become a contact, kept with its reason.
 - `Agent`: a person or integration working with the API.
+- `WebSession`, `AuditLog`, `QueueSample`: desk sign-in, who viewed which resident, dashboard
+  samples.
 - `ReferenceCounter`: the per-year sequence behind human references (KCC-2026-000123).
 
 JSON columns hold small lists/maps (skills, support needs, capacity). Timestamps are stored as
@@ -333,6 +335,48 @@ class Agent(SQLModel, table=True):
     status_since: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    # Desk sign-in: an Argon2id hash (None: this agent signs in with a token only), and the
+    # count of failed sign-ins that slows down password guessing.
+    password_hash: str | None = Field(default=None, max_length=200)
+    failed_signins: int = Field(default=0)
+    signin_blocked_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser. Only a hash of the session id is stored: a leaked database
+    cannot be replayed as cookies."""
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    agent_id: int = Field(foreign_key="agent.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    last_seen_at: datetime = Field(sa_type=UtcDateTime)
+    expires_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who looked at which resident's data, when, through which view. Append-only (a database
+    trigger refuses UPDATE and DELETE)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UtcDateTime, index=True)
+    agent_id: int = Field(foreign_key="agent.id", index=True)
+    resident_id: int | None = Field(default=None, index=True)
+    contact_id: int | None = Field(default=None)
+    reference: str | None = Field(default=None, max_length=32)
+    view: str = Field(max_length=32)  # contact, next, attachment
+    via: str = Field(max_length=16)  # session (desk) or token (API)
+
+
+class QueueSample(SQLModel, table=True):
+    """One sample of the queues for the dashboard's chart of the day; one row per moment, whichever
+    process took it."""
+
+    at: datetime = Field(primary_key=True, sa_type=UtcDateTime)
+    waiting: int
+    oldest_wait_seconds: float
+    service_level: float | None = Field(default=None)
+    per_queue: dict[str, int] = Field(default_factory=dict, sa_type=_json())
 
 
 class ReferenceCounter(SQLModel, table=True):

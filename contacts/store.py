@@ -442,10 +442,15 @@ class ContactStore:
         status: str,
         detail: str | None = None,
         channel_message_id: str | None = None,
+        *,
+        never_tried: bool = False,
     ) -> None:
+        """`never_tried`: no channel could take it yet, so the retry need not back off."""
         values: dict[str, Any] = {"delivery_status": status, "delivery_detail": detail}
         if channel_message_id:
             values["channel_message_id"] = channel_message_id
+        if never_tried:
+            values["attempt_at"] = None
         async with self.sessions() as session, session.begin():
             await session.execute(
                 sa.update(Message).where(col(Message.id) == message_id).values(**values)
@@ -480,33 +485,44 @@ class ContactStore:
             return Message.model_validate(dict(found._mapping)) if found else None
 
     async def claim_unsent(
-        self, now: datetime, stale_before: datetime, limit: int = 100
+        self,
+        now: datetime,
+        stale_before: datetime,
+        channels: Sequence[str],
+        retry_before: datetime | None = None,
+        limit: int = 100,
     ) -> list[Message]:
-        """Outbound messages to hand to their channel again: queued ones, and `sending` ones
-        whose process died. Each is claimed with a conditional update, so of several processes
-        only one sends it."""
-        async with self.readers() as session:
-            candidates = (
-                (
-                    await session.execute(
-                        select(Message)
-                        .where(
-                            col(Message.direction) == Direction.outbound,
-                            sa.or_(
-                                col(Message.delivery_status) == "queued",
-                                sa.and_(
-                                    col(Message.delivery_status) == "sending",
-                                    col(Message.attempt_at) < stale_before,
-                                ),
-                            ),
-                        )
-                        .order_by(col(Message.id))
-                        .limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
+        """Outbound messages to hand to their channel again: queued ones last tried before
+        `retry_before` (a back-off while a provider is down), and `sending` ones whose process
+        died; on the given channels only (without a sender there is nothing to try). Each is
+        claimed with a conditional update, so of several processes only one sends it."""
+        if not channels:
+            return []
+        retry_before = retry_before or now
+        query = (
+            select(Message)
+            .where(
+                col(Message.direction) == Direction.outbound,
+                col(Message.channel).in_(list(channels)),
+                sa.or_(
+                    sa.and_(
+                        col(Message.delivery_status) == "queued",
+                        sa.or_(
+                            col(Message.attempt_at).is_(None),
+                            col(Message.attempt_at) <= retry_before,
+                        ),
+                    ),
+                    sa.and_(
+                        col(Message.delivery_status) == "sending",
+                        col(Message.attempt_at) < stale_before,
+                    ),
+                ),
             )
+            .order_by(col(Message.id))
+            .limit(limit)
+        )
+        async with self.readers() as session:
+            candidates = (await session.execute(query)).scalars().all()
         claimed = []
         for message in candidates:
             async with self.sessions() as session, session.begin():

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from adapters.registry import build_adapters
-from kcc.api import agents, contacts, kennisbank, notes, quarantine, queues, sla
+from desk import routes as desk_pages
+from kcc.api import agents, contacts, desk_actions, kennisbank, notes, quarantine, queues, sla
 from kcc.api.errors import error_middleware
 from kcc.api.openapi import serve as openapi
 from kcc.services import Services
@@ -78,6 +79,8 @@ def create_app(services: Services, start: bool = True, sweep: bool = True) -> we
     app.router.add_post("/api/agents/me/status", agents.set_status)
     app.router.add_post("/api/agents/me/next", agents.next_contact)
     app.router.add_get("/api/openapi.json", openapi)
+    desk_actions.add_routes(app)
+    desk_pages.add_routes(app, services, start)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     return app

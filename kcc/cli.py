@@ -70,10 +70,28 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_password(prompt: str = "password for the desk: ") -> str:
+    """From the terminal without echo, or one line on standard input (scripts): never as a
+    command-line argument, where other users and the shell history would see it."""
+    import getpass
+
+    from desk.passwords import check_policy
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(prompt)
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    check_policy(password)
+    return password
+
+
 async def _add_agent(args: argparse.Namespace) -> int:
     from kcc.clock import SystemClock
     from kcc.services import Services
 
+    password = read_password() if args.password else None
     services = await Services.build(_settings(args))
     try:
         skills = parse_skills(args.skills) if args.skills is not None else None
@@ -91,6 +109,11 @@ async def _add_agent(args: argparse.Namespace) -> int:
             skills,
             capacity,
         )
+        if password is not None:
+            from desk.passwords import hash_async
+            from desk.sessions import desk_store
+
+            await desk_store(services).set_password_hash(agent.id or 0, await hash_async(password))
     except AgentError as error:
         print(f"kcc: {error}", file=sys.stderr)
         return 2
@@ -99,6 +122,34 @@ async def _add_agent(args: argparse.Namespace) -> int:
     print(f"agent {agent.id} {agent.name} ({agent.role}) created; its API token (shown once):")
     print(token)
     return 0
+
+
+async def _set_password(args: argparse.Namespace) -> int:
+    from desk.passwords import hash_async
+    from desk.sessions import desk_store
+    from kcc.services import Services
+
+    password = read_password()
+    services = await Services.build(_settings(args))
+    try:
+        store = desk_store(services)
+        agent = await store.agent_by_name(args.name)
+        if agent is None or agent.id is None:
+            print(f"kcc: no active agent named {args.name!r}", file=sys.stderr)
+            return 2
+        await store.set_password_hash(agent.id, await hash_async(password))
+    finally:
+        await services.close()
+    print(f"password set for agent {agent.id}; their open desk sessions were ended")
+    return 0
+
+
+def agents_set_password(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_set_password(args))
+    except ValueError as error:
+        print(f"kcc: {error}", file=sys.stderr)
+        return 2
 
 
 def agents_add(args: argparse.Namespace) -> int:
@@ -207,7 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     p_add.add_argument(
         "--role", default="agent", choices=["agent", "teamlead", "admin", "integration", "editor"]
     )
+    p_add.add_argument(
+        "--password",
+        action="store_true",
+        help="also set a password for the desk (asked for, or one line on standard input)",
+    )
     p_add.set_defaults(func=agents_add)
+
+    p_password = agent_commands.add_parser(
+        "set-password",
+        help="set an agent's desk password (asked for, or one line on standard input)",
+    )
+    _common(p_password)
+    p_password.add_argument("--name", required=True)
+    p_password.set_defaults(func=agents_set_password)
 
     p_report = commands.add_parser("report", help="reports")
     report_commands = p_report.add_subparsers(dest="report_command", required=True)

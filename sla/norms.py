@@ -2,7 +2,8 @@
 give a contact on receipt.
 
 A norm says what is measured (`acknowledgement`, `answer`, `taken`: time until an agent took the
-contact, or `external`: needs data another component records), within which term, for which
+contact, `call` and `callback`: the phone adapter's call data, see `sla/report.py`, or
+`external`: needs data another component records), within which term, for which
 channels and kinds, and its target percentage. Kind-specific norms (klacht, bezwaar: their Awb
 terms) win over the channel's answer norm.
 """
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sla.calendar import BusinessCalendar, OpeningHours
 
-MEASURES = frozenset({"acknowledgement", "answer", "taken", "external"})
+MEASURES = frozenset({"acknowledgement", "answer", "taken", "call", "callback", "external"})
 UNITS = ("seconds", "minutes", "hours", "days", "weeks", "working_days")
 ALL_CHANNELS = "*"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.outbound import RETRY_AFTER as OUTBOX_BACKOFF
 from adapters.outbound import Purpose
 from contacts.inbound import InboundMessage, ResidentIdentity
 from contacts.models import Contact
@@ -114,6 +115,7 @@ async def test_permanent_refusal_fails_and_temporary_refusal_is_retried(
         queued = await services.outbox.send(contact, "Tweede antwoord")
         assert queued.delivery_status == "queued"
         assert sink.messages == []
+        services.clock.advance(OUTBOX_BACKOFF)  # type: ignore[attr-defined]
         assert await services.outbox.retry_unsent() == 1
         [received] = await sink.wait_for(1)
         assert "Tweede antwoord" in received.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]

@@ -58,6 +58,9 @@ async def test_queued_message_is_sent_once_when_the_channel_can(tmp_path: Path) 
         assert messages[-1].delivery_status == "queued"
         assert "opnieuw" in (messages[-1].delivery_detail or "")
 
+        # Not again at once: the provider gets a breather.
+        assert await services.outbox.retry_unsent() == 0
+        services.clock.advance(timedelta(seconds=31))  # type: ignore[attr-defined]
         # Two retries at once (two processes): the message goes out exactly once.
         await asyncio.gather(services.outbox.retry_unsent(), services.outbox.retry_unsent())
         assert len(sender.sent) == 1
@@ -142,3 +145,20 @@ async def test_concurrent_saves_of_the_same_attachment_all_succeed(tmp_path: Pat
     assert await store.read(results[0][1]) == data
     leftovers = await asyncio.to_thread(lambda: list(tmp_path.rglob("*.tmp*")))
     assert leftovers == []
+
+
+async def test_messages_for_a_channel_without_sender_are_not_claimed(tmp_path: Path) -> None:
+    async with running_service(tmp_path) as (services, client):
+        integration = await token_for(services, "integration", role="integration")
+        created = await (
+            await client.post("/api/contacts", json=EMAIL, headers=bearer(integration))
+        ).json()
+        contact = await services.store.by_reference(created["reference"])
+        assert contact is not None
+        services.outbox.unregister("email")
+        message = await services.outbox.send(contact, "Wacht op een verzendkoppeling")
+        assert message.delivery_status == "queued"
+        # Nothing to try: the message is left alone instead of being claimed every sweep.
+        assert await services.outbox.retry_unsent() == 0
+        stored = (await services.store.messages(contact.id or 0))[-1]
+        assert (stored.delivery_status, stored.attempt_at) == ("queued", None)

@@ -150,7 +150,7 @@ async def test_two_processes_share_the_work_and_never_hand_out_a_contact_twice(
         for process in processes:
             process.terminate()
         for process in processes:
-            await asyncio.wait_for(process.wait(), timeout=20)
+            await asyncio.wait_for(process.wait(), timeout=60)
 
     counts = Counter(reference for _, reference in taken)
     assert len(counts) == total, f"only {len(counts)} of {total} contacts were handed out"

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
+from adapters.outbound import RETRY_AFTER as OUTBOX_BACKOFF
 from adapters.outbound import OutboundMessage
 from adapters.telegram.adapter import PATH, SECRET_HEADER
 from adapters.telegram.sender import split_text
@@ -480,6 +481,7 @@ async def test_blocked_bot_shows_failed_to_the_agent_and_outages_retry(tmp_path:
         message = (await replied.json())["message"]
         assert message["delivery_status"] == "queued"
         assert [s.text for s in api.sent] == []
+        harness.services.clock.advance(OUTBOX_BACKOFF)  # type: ignore[attr-defined]
         assert await harness.services.outbox.retry_unsent() == 1
         assert [s.text for s in api.sent] == ["Tweede poging."]
         view = await harness.contact(anna, reference)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.outbound import RETRY_AFTER as OUTBOX_BACKOFF
 from adapters.outbound import Purpose
 from adapters.twilio_common import TwilioAccount, make_client
 from contacts.models import Status
@@ -392,6 +393,7 @@ async def test_provider_refusal_fails_and_outage_keeps_the_reply_queued(tmp_path
         )
         assert waiting.status == 201
         assert (await waiting.json())["message"]["delivery_status"] == "queued"
+        world.services.clock.advance(OUTBOX_BACKOFF)  # type: ignore[attr-defined]
         assert await world.services.outbox.retry_unsent() == 1
         assert [m.body for m in world.fake.messages] == ["Antwoord"]
 

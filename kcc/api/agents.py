@@ -7,6 +7,7 @@ import time
 from aiohttp import web
 
 from contacts.models import AgentStatus
+from desk.audit import record_view
 from kcc.api.auth import STAFF_ROLES, authenticate, require_role
 from kcc.api.contacts import full_view
 from kcc.api.schemas import StatusRequest
@@ -57,4 +58,5 @@ async def next_contact(request: web.Request) -> web.StreamResponse:
     services.metrics.routing_seconds.observe(time.perf_counter() - started)
     if contact is None:
         return web.Response(status=204)
+    await record_view(request, services, agent, contact, "next")
     return web.json_response(await full_view(services, contact))

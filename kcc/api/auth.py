@@ -1,4 +1,4 @@
-"""Bearer-token authentication and role checks for the API."""
+"""Authentication (a bearer token, or the desk's session cookie) and role checks for the API."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from aiohttp import web
 
 from agents.tokens import hash_token
 from contacts.models import Agent, AgentRole
+from desk.sessions import AUTH_VIA, session_agent
 from kcc.services import Services
 
 STAFF_ROLES = frozenset({AgentRole.agent, AgentRole.teamlead, AgentRole.admin})
@@ -41,17 +42,25 @@ async def agent_for_token(services: Services, token: str) -> Agent | None:
 
 
 async def authenticate(request: web.Request, services: Services) -> Agent:
+    """The agent behind a bearer token, or behind the desk's session cookie (with its CSRF
+    token on unsafe methods)."""
     header = request.headers.get("Authorization", "")
+    if not header:
+        from_session = await session_agent(request, services)
+        if from_session is not None:
+            return from_session
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise web.HTTPUnauthorized(
-            text="a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            text="a bearer token or a signed-in session is required",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     agent = await agent_for_token(services, token.strip())
     if agent is None:
         raise web.HTTPUnauthorized(
             text="unknown or revoked token", headers={"WWW-Authenticate": "Bearer"}
         )
+    request[AUTH_VIA] = "token"
     return agent
 
 

@@ -10,6 +10,7 @@ from adapters.phone.calls import CallStore, call_view
 from contacts.inbound import InboundMessage, ResidentIdentity
 from contacts.models import HELD_STATUSES, OPEN_STATUSES, Agent, AgentRole, Contact, Status
 from contacts.store import TransitionError
+from desk.audit import record_view
 from kcc.api.auth import INGEST_ROLES, LEAD_ROLES, STAFF_ROLES, authenticate, require_role
 from kcc.api.schemas import (
     CloseRequest,
@@ -23,6 +24,7 @@ from kcc.api.views import (
     attachment_view,
     contact_summary,
     event_view,
+    iso,
     message_view,
     resident_view,
 )
@@ -93,22 +95,21 @@ async def load_contact(request: web.Request, services: Services, agent: Agent) -
 async def full_view(services: Services, contact: Contact) -> dict[str, Any]:
     store = services.store
     resident = await store.resident(contact.resident_id)
+    conversation = await store.conversation(contact.conversation_id)
     history = [
         contact_summary(c) for c in await store.history(contact.resident_id) if c.id != contact.id
     ]
-    return (
-        contact_summary(contact)
-        | {
-            "body": contact.body,
-            "note": contact.note,
-            "resident": resident_view(resident),
-            "messages": [message_view(m) for m in await store.messages(contact.id or 0)],
-            "events": [event_view(e) for e in await store.events(contact.id or 0)],
-            "attachments": [attachment_view(a) for a in await store.attachments(contact.id or 0)],
-            "history": history,
-        }
-        | ({"call": await phone_call(services, contact)} if contact.channel == "phone" else {})
-    )
+    return contact_summary(contact) | {
+        "body": contact.body,
+        "note": contact.note,
+        # The resident's last message on this conversation (WhatsApp's 24-hour window).
+        "last_inbound_at": iso(conversation.last_inbound_at) if conversation else None,
+        "resident": resident_view(resident),
+        "messages": [message_view(m) for m in await store.messages(contact.id or 0)],
+        "events": [event_view(e) for e in await store.events(contact.id or 0)],
+        "attachments": [attachment_view(a) for a in await store.attachments(contact.id or 0)],
+        "history": history,
+    } | ({"call": await phone_call(services, contact)} if contact.channel == "phone" else {})
 
 
 async def phone_call(services: Services, contact: Contact) -> dict[str, Any] | None:
@@ -126,6 +127,7 @@ async def get_contact(request: web.Request) -> web.Response:
     agent = await authenticate(request, services)
     require_role(agent, STAFF_ROLES)
     contact = await load_contact(request, services, agent)
+    await record_view(request, services, agent, contact, "contact")
     return web.json_response(await full_view(services, contact))
 
 

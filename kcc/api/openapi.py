@@ -8,6 +8,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from adapters.phone.adapter import CallRequest
+from kcc.api.desk_actions import OPENAPI_BODIES as DESK_BODIES
+from kcc.api.desk_actions import openapi_paths as desk_paths
 from kcc.api.kennisbank import OPENAPI_BODIES as KENNISBANK_BODIES
 from kcc.api.kennisbank import openapi_paths as kennisbank_paths
 from kcc.api.notes import NoteRequest
@@ -37,6 +39,7 @@ BODIES: dict[str, type[BaseModel]] = {
     "ResolveRequest": ResolveRequest,
     "ExtensionRequest": ExtensionRequest,
     **KENNISBANK_BODIES,
+    **DESK_BODIES,
 }
 
 ERROR = {
@@ -183,6 +186,7 @@ def document() -> dict[str, Any]:
                 ),
             },
             **kennisbank_paths(_op),
+            **desk_paths(_op, ref),
             **channel_paths(_op, ref),
             "/api/openapi.json": {
                 "get": {
