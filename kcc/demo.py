@@ -2,9 +2,15 @@
 residents writing in on every channel and simulated agents working the queues over the HTTP API,
 so a newcomer sees queues fill and drain, and can use the API and the web form alongside.
 
-Everything the simulation does goes through the running server, the way real clients would:
-residents post to the web form and (for now) to the ingest API with an integration token, agents
-use only the agent API. The people, addresses and numbers are fictional.
+Everything the simulation does goes through the running server, the way real clients would.
+Residents write in through each channel's real inbound path against local stand-ins of the
+providers (`kcc/demo_channels.py`, `sandbox/`): the web form as a browser posts it, Telegram
+updates with the webhook secret, signed Twilio webhooks for WhatsApp and calls, mail over LMTP,
+letter PDFs from the mail room's scanner; the counter (no adapter) goes through the ingest API
+with an integration token. Agents use only the agent API, and their replies leave through each
+channel's real outbound path to the stand-ins, which count them. The demo makes up
+the providers' credentials for every run and never uses those of the environment. The people,
+addresses and numbers are fictional.
 """
 
 from __future__ import annotations
@@ -19,11 +25,11 @@ import signal
 import sys
 import time
 import uuid
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections import Counter, defaultdict, deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import aiohttp
 import sqlalchemy as sa
@@ -44,10 +50,19 @@ from contacts.database import sqlite_url
 from contacts.models import Contact
 from kcc.app import create_app
 from kcc.cli import ACCESS_LOG
+from kcc.demo_channels import (
+    ChannelRoute,
+    PhoneRoute,
+    Resident,
+    RouteError,
+    available_routes,
+    find_contact,
+)
 from kcc.services import Services
 from kcc.settings import Settings
 
 log = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 # Handling times (seconds) are divided by this, so a few minutes of demo show many contacts.
 DEFAULT_SPEED = 1.5
@@ -58,6 +73,16 @@ WAVE_SECONDS = 60.0
 WAVE_DEPTH = 0.6
 # Marks a data directory the demo made, so it never wipes a real service's database.
 MARKER = ".kcc-demo"
+# Loggers kept at WARNING during the demo: httpx logs request URLs, and a Bot API URL carries the
+# bot token; python-telegram-bot logs whole updates (residents' messages) at DEBUG.
+QUIET_LOGGERS = {
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "telegram": logging.WARNING,
+    "apscheduler": logging.WARNING,
+    # fpdf2 subsets the letters' font and logs every step at INFO.
+    "fontTools": logging.WARNING,
+}
 
 CHANNEL_MIX: dict[str, float] = {
     "phone": 35,
@@ -71,7 +96,8 @@ CHANNEL_MIX: dict[str, float] = {
 # Share of contacts not in Dutch on the written and chat channels (phone, desk, post: Dutch).
 FOREIGN_SHARE = 0.12
 DUPLICATE_SHARE = 0.05  # the channel delivers the same message twice
-FOLLOW_UP_SHARE = 0.10  # of WhatsApp messages: a second message from a recent number
+FOLLOW_UP_SHARE = 0.10  # of these channels' messages: a second one in a recent conversation
+FOLLOW_UP_CHANNELS = ("whatsapp", "telegram", "email")
 SPAM_SHARE = 0.01
 
 HANDLE_SECONDS: dict[str, tuple[float, float]] = {
@@ -612,8 +638,8 @@ RESIDENT_ANSWERS = {
     "ar": ("شكرا. رقم منزلي هو {nr}.",),
     "tr": ("Teşekkürler. Ev numaram {nr}.",),
 }
-# A second WhatsApp message from the same number, open thread or not.
-WHATSAPP_FOLLOW_UPS = (
+# A second message in the same WhatsApp chat, Telegram chat or mail thread, open contact or not.
+FOLLOW_UPS = (
     "Ik wil nog even toevoegen dat het om {street} {nr} gaat.",
     "Is er al iets bekend over mijn vraag van net?",
     "Sorry, ik vergat te zeggen dat ik overdag niet thuis ben.",
@@ -824,16 +850,41 @@ class Sent:
     transfers: int = 0
 
 
+@dataclass(frozen=True)
+class Thread:
+    """A conversation a resident started, so they can write in it again."""
+
+    channel: str
+    sender: dict[str, Any] | str
+    thread_key: str | None
+    language: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What became of a resident's message."""
+
+    reference: str
+    outcome: str  # created | follow_up | duplicate
+    # The handle a later message in the same conversation needs (a chat id, a mail's id).
+    thread: str | None
+    # The provider delivers the same message again; returns the reference it then has.
+    again: Callable[[], Awaitable[str]]
+
+
 @dataclass
 class DemoStats:
     created: Counter[str] = field(default_factory=Counter)  # new contacts per channel
     follow_ups: int = 0
     duplicates_sent: int = 0
+    resent: Counter[str] = field(default_factory=Counter)  # per channel
     duplicates_confirmed: int = 0  # the service answered a resend with the same reference
     duplicate_mismatches: int = 0
     taken: int = 0
     queues_taken: Counter[str] = field(default_factory=Counter)
     replies: int = 0
+    replied: Counter[str] = field(default_factory=Counter)  # per contact channel
     closed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     transfers: int = 0
@@ -861,6 +912,11 @@ class SimAgent:
     # The contacts being worked on, with their channel kind.
     in_hand: dict[asyncio.Task[None], str] = field(default_factory=dict)
     status: str = "offline"
+
+    @property
+    def phone(self) -> str:
+        """The desk phone Twilio rings to connect the agent with a caller (fictional)."""
+        return f"+31502{self.id:06d}"
 
     @property
     def hands_full(self) -> bool:
@@ -946,6 +1002,8 @@ class Demo:
         seed: int | None = None,
         out: TextIO | None = None,
         handle_signals: bool = True,
+        channel_mix: Mapping[str, float] | None = None,
+        resend_share: float = DUPLICATE_SHARE,
     ) -> None:
         # The demo wipes its data: never point it at a configured database or Redis.
         self.settings = replace(settings, database_url="", redis_url="")
@@ -963,6 +1021,11 @@ class Demo:
         self.out = out or sys.stdout
         self.err = out or sys.stderr
         self.handle_signals = handle_signals
+        self.resend_share = resend_share
+        # How often residents use each channel (weights); unknown channels are left out.
+        self.channel_mix = {
+            c: w for c, w in (channel_mix or CHANNEL_MIX).items() if c in CHANNEL_MIX and w > 0
+        } or dict(CHANNEL_MIX)
         self.stats = DemoStats()
         self.base_url = ""
         self.services: Services | None = None
@@ -974,12 +1037,17 @@ class Demo:
         self._integration_token = ""
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._in_flight: set[asyncio.Future[tuple[int, dict[str, Any]]]] = set()
+        self._in_flight: set[asyncio.Future[Any]] = set()
         self._sessions: list[aiohttp.ClientSession] = []
         self._residents_session: aiohttp.ClientSession | None = None
         self._sent: dict[str, Sent] = {}
+        # The channels that go through their real inbound path, against a local stand-in.
+        self.routes: dict[str, ChannelRoute] = {}
+        # Per routed channel, the provider message ids delivered through its real inbound path.
+        self.delivered_ids: defaultdict[str, set[str]] = defaultdict(set)
         self._holders: dict[str, str] = {}
-        self._whatsapp_numbers: deque[tuple[str, str]] = deque(maxlen=40)
+        # Recent conversations on the chat and mail channels, for follow-up messages.
+        self._threads: deque[Thread] = deque(maxlen=60)
         self._started = 0.0
         self._message_number = 0
 
@@ -1000,20 +1068,40 @@ class Demo:
         except (DemoError, OSError) as error:
             self.complain(str(error))
             return 2
-        services = await Services.build(self.settings)
-        self.services = services
-        self._channel_class = {n: r.channel_class for n, r in services.config.channels.items()}
-        self._queues = list(services.config.queues)
         verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
-        intake_log = logging.getLogger("adapters.intake")
-        intake_level = intake_log.level
+        quiet = dict(QUIET_LOGGERS)
         if not verbose:
-            # One INFO line per contact would scroll the queue table off the screen.
-            intake_log.setLevel(logging.WARNING)
+            # One INFO line per contact or mail, or per request to a stand-in, would scroll the
+            # queue table off the screen.
+            quiet["adapters"] = logging.WARNING
+            quiet["aiohttp.access"] = logging.WARNING
+            # "Job skipped: maximum number of running instances" says the machine is busy.
+            quiet["apscheduler"] = logging.ERROR
+        levels = {name: logging.getLogger(name).level for name in quiet}
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
         try:
+            await self._prepare_routes()
+            services = await Services.build(self.settings)
+            self.services = services
+            self._channel_class = {n: r.channel_class for n, r in services.config.channels.items()}
+            self._queues = list(services.config.queues)
             return await self._serve(services, verbose)
         finally:
-            intake_log.setLevel(intake_level)
+            for route in self.routes.values():
+                with contextlib.suppress(Exception):
+                    await route.close()
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+
+    async def _prepare_routes(self) -> None:
+        """Start the providers' stand-ins and give the service fresh credentials for them: the
+        environment's real ones (TWILIO_*, TELEGRAM_*...) are never used by the demo."""
+        demo_secrets: dict[str, str] = {}
+        for route in available_routes():
+            self.routes[route.channel] = route
+            demo_secrets.update(await route.prepare())
+        self.settings = replace(self.settings, secrets=demo_secrets)
 
     async def _serve(self, services: Services, verbose: bool) -> int:
         # The access log (hundreds of simulated requests) only with --verbose.
@@ -1039,6 +1127,8 @@ class Demo:
             port = self._bound_port(runner)
             self.base_url = f"http://{client_host(self.settings.host)}:{port}"
             await self._create_people(services)
+            for route in self.routes.values():
+                await route.connect(self.settings, self.base_url, self._integration_token)
             installed = self._install_signal_handlers()
             self._welcome()
             self._started = time.monotonic()
@@ -1047,6 +1137,11 @@ class Demo:
         finally:
             self._remove_signal_handlers(installed)
             await self._shut_down()
+            for route in self.routes.values():
+                try:
+                    await route.drain()
+                except Exception as error:
+                    log.warning("demo: %s could not finish: %s", route.channel, error)
             await jobs.settle()
             await runner.cleanup()
         self._farewell()
@@ -1179,16 +1274,19 @@ class Demo:
         payload: dict[str, Any] | None = None,
         expect: tuple[int, ...] = (200, 201),
     ) -> tuple[int, dict[str, Any]]:
-        # Shielded: stopping the demo cancels the actors, not a request half sent (the server
-        # would see a broken connection); `_shut_down` lets these finish.
-        request = asyncio.ensure_future(self._request(session, method, path, payload))
-        self._in_flight.add(request)
-        request.add_done_callback(self._in_flight.discard)
-        request.add_done_callback(lambda done: done.cancelled() or done.exception())
-        status, body = await asyncio.shield(request)
+        status, body = await self._shielded(self._request(session, method, path, payload))
         if status not in expect:
             raise DemoError(f"{method} {path} answered {status}: {body.get('error', '')}")
         return status, body
+
+    async def _shielded(self, work: Awaitable[Result]) -> Result:
+        # Stopping the demo cancels the actors, not a request half sent (the server would see a
+        # broken connection, a provider would retry); `_shut_down` lets these finish.
+        request = asyncio.ensure_future(work)
+        self._in_flight.add(request)
+        request.add_done_callback(self._in_flight.discard)
+        request.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(request)
 
     async def _request(
         self,
@@ -1210,8 +1308,8 @@ class Demo:
 
     async def _residents(self, session: aiohttp.ClientSession) -> None:
         """Poisson arrivals; the rate follows a slow wave around the average."""
-        channels = list(CHANNEL_MIX)
-        weights = list(CHANNEL_MIX.values())
+        channels = list(self.channel_mix)
+        weights = list(self.channel_mix.values())
         while True:
             wave = 1 + WAVE_DEPTH * math.sin(2 * math.pi * self._elapsed() / WAVE_SECONDS)
             await asyncio.sleep(self.rng.expovariate(self.rate * wave))
@@ -1220,41 +1318,46 @@ class Demo:
 
     async def _arrival(self, session: aiohttp.ClientSession, channel: str) -> None:
         try:
-            if (
-                channel == "whatsapp"
-                and self._whatsapp_numbers
-                and self.rng.random() < FOLLOW_UP_SHARE
-            ):
-                await self._whatsapp_follow_up(session)
+            threads = [t for t in self._threads if t.channel == channel]
+            if threads and self.rng.random() < FOLLOW_UP_SHARE:
+                await self._follow_up(session, self.rng.choice(threads))
                 return
             template = self._pick_template(channel)
             request = self._compose(channel, template)
-            reference, outcome = await self._post(session, request)
-            if outcome == "follow_up":
+            posted = await self._send(session, request)
+            if posted.outcome == "follow_up":
                 self.stats.follow_ups += 1
                 return
-            if outcome == "duplicate":
+            if posted.outcome == "duplicate":
                 return
             self.stats.created[channel] += 1
-            self._sent[reference] = Sent(
+            self._sent[posted.reference] = Sent(
                 template,
                 channel,
                 request.sender,
-                request.thread_key,
+                posted.thread,
                 {template.queue, *template.also},
             )
-            if channel == "whatsapp" and isinstance(request.sender, str):
-                self._whatsapp_numbers.append((request.sender, template.language))
-            if self.rng.random() < DUPLICATE_SHARE:
-                # The channel delivers the same message again: the service must recognise it.
+            if channel in FOLLOW_UP_CHANNELS:
+                self._threads.append(
+                    Thread(
+                        channel, request.sender, posted.thread, template.language, request.subject
+                    )
+                )
+            if self.rng.random() < self.resend_share:
+                # The provider delivers the same message again: the service must recognise it.
                 await asyncio.sleep(self.rng.uniform(0.2, 2.0))
+                again = await posted.again()
+                # Counted once the provider had its answer (not when the demo stopped it).
                 self.stats.duplicates_sent += 1
-                again, _ = await self._post(session, request)
-                if again == reference:
+                self.stats.resent[channel] += 1
+                if again == posted.reference:
                     self.stats.duplicates_confirmed += 1
                 else:
                     self.stats.duplicate_mismatches += 1
-                    log.warning("demo: a resent message made %s besides %s", again, reference)
+                    log.warning(
+                        "demo: a resent message made %s besides %s", again, posted.reference
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -1263,22 +1366,33 @@ class Demo:
                 "demo: a resident on %s failed: %s: %s", channel, type(error).__name__, error
             )
 
-    async def _whatsapp_follow_up(self, session: aiohttp.ClientSession) -> None:
-        number, language = self.rng.choice(self._whatsapp_numbers)
+    async def _follow_up(self, session: aiohttp.ClientSession, thread: Thread) -> None:
+        """A second message in a conversation the resident started a little earlier."""
+        language = thread.language
         text = (
-            self._fill(self.rng.choice(WHATSAPP_FOLLOW_UPS))
+            self._fill(self.rng.choice(FOLLOW_UPS))
             if language == "nl"
             else self._fill(self.rng.choice(RESIDENT_ANSWERS[language]))
         )
-        request = Request("whatsapp", self._message_id("whatsapp"), number, "", text)
-        reference, outcome = await self._post(session, request)
-        if outcome == "follow_up":
+        subject = f"Re: {thread.subject}" if thread.subject else ""
+        request = Request(
+            thread.channel,
+            self._message_id(thread.channel),
+            thread.sender,
+            subject,
+            text,
+            thread_key=thread.thread_key,
+        )
+        posted = await self._send(session, request)
+        if posted.outcome == "follow_up":
             self.stats.follow_ups += 1
-        elif outcome == "created":
+        elif posted.outcome == "created":
             # The earlier contact was closed: a new one in the same conversation.
-            self.stats.created["whatsapp"] += 1
-            template = Template("algemeen", "vraag", "", text, language=language)
-            self._sent[reference] = Sent(template, "whatsapp", number, None, set(self._queues))
+            self.stats.created[thread.channel] += 1
+            template = Template("algemeen", "vraag", subject, text, language=language)
+            self._sent[posted.reference] = Sent(
+                template, thread.channel, thread.sender, posted.thread, set(self._queues)
+            )
 
     def _pick_template(self, channel: str) -> Template:
         if self.rng.random() < SPAM_SHARE and channel in ("email", "webform"):
@@ -1384,11 +1498,63 @@ class Demo:
                 sender["support_needs"] = [self.rng.choice(["low_digital_skills", "low_literacy"])]
             return Request(channel, message_id, sender, "", f"Bezoeker aan de balie: {text}")
         if channel == "phone":
-            return Request(channel, message_id, phone, "", text)
-        return Request(channel, message_id, phone, "", text)  # whatsapp
+            return Request(channel, message_id, phone, "", text, topic=template.queue)
+        # WhatsApp: Twilio passes the resident's profile name along with the number.
+        return Request(channel, message_id, {"name": name, "phone": phone}, "", text)
+
+    async def _send(self, session: aiohttp.ClientSession, request: Request) -> Posted:
+        """Send a resident's message on its channel's real inbound path where the demo has one,
+        else through the ingest API."""
+        route = self.routes.get(request.channel)
+        if route is None:
+            reference, outcome = await self._post(session, request)
+
+            async def post_again() -> str:
+                return (await self._post(session, request))[0]
+
+            return Posted(reference, outcome, request.thread_key, post_again)
+        outgoing, thread = route.compose(
+            self._resident_of(request),
+            request.subject,
+            request.text,
+            request.thread_key,
+            topic=request.topic,
+        )
+        # Noted before: a delivery under way when the demo stops still completes (shielded).
+        self.delivered_ids[request.channel].add(outgoing.message_id)
+        await self._shielded(outgoing.deliver())
+        reference, outcome = await self._find(request.channel, outgoing.message_id)
+
+        async def deliver_again() -> str:
+            await self._shielded(outgoing.deliver())
+            return (await self._find(request.channel, outgoing.message_id))[0]
+
+        return Posted(reference, outcome, thread, deliver_again)
+
+    async def _find(self, channel: str, message_id: str) -> tuple[str, str]:
+        # The provider got a plain success answer, no reference: look the message up.
+        assert self.services is not None
+        found = await find_contact(self.services, channel, message_id)
+        if found is None:
+            raise RouteError(f"the {channel} message was answered but not stored")
+        return found
+
+    @staticmethod
+    def _resident_of(request: Request) -> Resident:
+        sender = request.sender
+        if isinstance(sender, str):
+            return Resident(name="", phone=sender)
+        return Resident(
+            name=str(sender.get("name", "")),
+            phone=str(sender.get("phone", "")),
+            email=str(sender.get("email", "")),
+            telegram_id=str(sender.get("telegram_id", "")),
+            postal_address=str(sender.get("postal_address", "")),
+        )
 
     async def _post(self, session: aiohttp.ClientSession, request: Request) -> tuple[str, str]:
-        """Send a resident's message; returns the contact's reference and the intake outcome."""
+        """Send a resident's message to the web form or the ingest API; returns the contact's
+        reference and the intake outcome."""
         if request.channel == "webform":
             assert isinstance(request.sender, dict)
             status, body = await self._call(
@@ -1425,8 +1591,8 @@ class Demo:
         )
         try:
             assert self._residents_session is not None
-            _, outcome = await self._post(self._residents_session, request)
-            if outcome == "follow_up":
+            posted = await self._send(self._residents_session, request)
+            if posted.outcome == "follow_up":
                 self.stats.resident_answers += 1
         except asyncio.CancelledError:
             raise
@@ -1546,11 +1712,23 @@ class Demo:
                 self._spawn(self._resident_answers(reference, sent), f"answer to {reference}")
                 self._spawn(self._check_back(agent, reference), f"check back on {reference}")
                 return
-            await asyncio.sleep(duration)
-            language = str(contact.get("language") or "nl")
-            text = FOREIGN_REPLIES.get(language) or REPLIES.get(queue, REPLIES["algemeen"])
-            await self._call(session, "POST", f"{path}/reply", {"text": text})
-            self.stats.replies += 1
+            phone = self.routes.get("phone")
+            if contact.get("channel") == "counter":
+                # The visitor is answered at the desk: nothing to send.
+                await asyncio.sleep(duration)
+            elif contact.get("channel") == "phone" and isinstance(phone, PhoneRoute):
+                # A call is answered by talking: Twilio rings the agent and bridges the caller.
+                await self._call(session, "POST", f"{path}/call", {"phone": agent.phone})
+                await self._shielded(phone.bridged(reference))
+                await asyncio.sleep(duration)
+                await self._shielded(phone.hang_up(reference, duration * self.speed))
+            else:
+                await asyncio.sleep(duration)
+                language = str(contact.get("language") or "nl")
+                text = FOREIGN_REPLIES.get(language) or REPLIES.get(queue, REPLIES["algemeen"])
+                await self._call(session, "POST", f"{path}/reply", {"text": text})
+                self.stats.replies += 1
+                self.stats.replied[str(contact.get("channel"))] += 1
             outcome = self._outcome(sent, queue, channel_class)
             self._let_go(agent, reference)
             await self._call(session, "POST", f"{path}/close", {"outcome": outcome})
@@ -1646,6 +1824,22 @@ class Demo:
         self.say(
             f'    curl -s -X POST -H "Authorization: Bearer $KCC_AGENT" {url}/api/agents/me/next'
         )
+        self.say("  how residents' messages come in (and replies go out):")
+        answered = (
+            "answered by e-mail (below)" if "email" in self.routes else "answers wait in the outbox"
+        )
+        self.say(f"    webform   the form above, posted as a browser does; {answered}")
+        for name, route in self.routes.items():
+            self.say(f"    {name:<9} {route.how(url)}")
+        others = [c for c in self.channel_mix if c != "webform" and c not in self.routes]
+        if others:
+            self.say(
+                f"    {', '.join(others)}: POST {url}/api/contacts with an integration token "
+                "(no adapter in this build)"
+            )
+        self.say(
+            "    provider credentials are made up for this run; none from the environment is used"
+        )
         self.say(
             f"  {len(self.agents)} simulated agents, about {self.rate:g} new contacts per "
             f"second, handling {self.speed:g}x faster than real, {until}"
@@ -1700,7 +1894,17 @@ class Demo:
             f"{s.transfers} transferred · {s.on_break}/{len(self.agents)} agents on a break"
             + (f" · {errors} errors (see the log)" if errors else "")
         )
+        if self.routes:
+            lines.append(f"{'':<27}delivered out: {self._delivered()}")
         return "\n".join(lines)
+
+    def _delivered(self) -> str:
+        """What reached each provider's stand-in: agents' replies, and the acknowledgements the
+        SLA timers send on the written channels."""
+        return ", ".join(
+            f"{route.label or name} {route.replies_delivered()}"
+            for name, route in self.routes.items()
+        )
 
     def _farewell(self) -> None:
         s = self.stats
@@ -1717,6 +1921,10 @@ class Demo:
             f"  closed {s.closed} ({outcomes or 'none'}), transferred {s.transfers}, "
             f"waited on residents {s.waits} ({s.resident_answers} answered)"
         )
+        if self.routes:
+            self.say(
+                f"  delivered through the channels (replies, acknowledgements): {self._delivered()}"
+            )
         if s.double_assignments or s.actor_errors or s.resident_errors:
             self.say(
                 f"  problems: {s.double_assignments} double assignments, "
@@ -1734,6 +1942,7 @@ class Request:
     subject: str
     text: str
     thread_key: str | None = None
+    topic: str = ""  # the queue it is about: a caller's choice in the phone menu
 
 
 async def run_demo(
