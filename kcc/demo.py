@@ -20,6 +20,7 @@ import contextlib
 import logging
 import math
 import random
+import secrets
 import shutil
 import signal
 import sys
@@ -48,6 +49,8 @@ from sqlmodel import col, select
 from agents.registry import add_agent
 from contacts.database import sqlite_url
 from contacts.models import Contact
+from desk.passwords import hash_password
+from desk.sessions import desk_store
 from kcc.app import create_app
 from kcc.cli import ACCESS_LOG
 from kcc.demo_channels import (
@@ -71,6 +74,9 @@ REPORT_SECONDS = 5.0
 # in the busy half and drain in the quiet half, while the mean stays `rate`.
 WAVE_SECONDS = 60.0
 WAVE_DEPTH = 0.6
+# The people at the keyboard: not simulated, they sign in to the desk and the dashboard.
+LEAD_NAME = "Teamleider Demosma"
+OWN_NAME = "Proefmedewerker (u zelf)"
 # Marks a data directory the demo made, so it never wipes a real service's database.
 MARKER = ".kcc-demo"
 # Loggers kept at WARNING during the demo: httpx logs request URLs, and a Bot API URL carries the
@@ -1034,6 +1040,7 @@ class Demo:
         self._queues: list[str] = []
         self._lead_token = ""
         self._own_token = ""
+        self._password = ""
         self._integration_token = ""
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -1216,15 +1223,20 @@ class Demo:
         _, self._integration_token = await add_agent(
             store, config, clock, "Demo-koppeling kanalen", "integration"
         )
-        _, self._lead_token = await add_agent(
-            store, config, clock, "Teamleider Demosma", "teamlead", {"nl": 3}
+        lead, self._lead_token = await add_agent(
+            store, config, clock, LEAD_NAME, "teamlead", {"nl": 3}
         )
         # For the person trying the API: not simulated, so nothing else acts on its contacts.
         own_skills = {skill: 1 for skill in config.product_skills}
         own_skills.update({"nl": 1, "en": 1, "written": 1, "chat": 1, "phone": 1})
-        _, self._own_token = await add_agent(
-            store, config, clock, "Proefmedewerker (u zelf)", "agent", own_skills
+        own, self._own_token = await add_agent(
+            store, config, clock, OWN_NAME, "agent", own_skills
         )
+        # The same two people sign in to the desk and the dashboard with a password of this run.
+        self._password = secrets.token_urlsafe(12)
+        desk = desk_store(services)
+        for person in (lead, own):
+            await desk.set_password_hash(person.id or 0, hash_password(self._password))
         for name, skills in roster(self.agent_count, config.product_skills):
             capacity = {kind: n for kind, n in AGENT_CAPACITY.items() if kind in skills}
             added, token = await add_agent(store, config, clock, name, "agent", skills, capacity)
@@ -1809,6 +1821,9 @@ class Demo:
         if self.ignored_backends:
             self.say("  note: the configured database/Redis URL is ignored; the demo uses its own")
         self.say(f"  web form:  {url}/channels/webform")
+        self.say(f"  desk:      {url}/desk  (sign in as {OWN_NAME!r})")
+        self.say(f"  dashboard: {url}/dashboard  (sign in as {LEAD_NAME!r})")
+        self.say(f"  password for both (this run only, not logged): {self._password}")
         self.say(f"  metrics:   {url}/metrics")
         self.say(f"  API:       {url}/api/openapi.json")
         self.say("  tokens for this run (shown here only, not logged):")

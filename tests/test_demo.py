@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from contacts.database import create_engine, sqlite_url
-from kcc.demo import MARKER, PROFILES, TEMPLATES, Demo, roster
+from kcc.demo import LEAD_NAME, MARKER, OWN_NAME, PROFILES, TEMPLATES, Demo, roster
 from kcc.settings import REPO_CONFIG, Settings
 from router.config import RoutingConfig
 
@@ -96,6 +96,15 @@ async def test_demo_fills_and_drains_queues(
     print(printed)  # shown when an assertion fails
     assert re.search(r"http://127\.0\.0\.1:\d+/channels/webform", printed)
     assert "/metrics" in printed
+    # The people at the keyboard can sign in to the desk and the dashboard with the printed
+    # password (kept out of the log like the tokens).
+    assert re.search(r"http://127\.0\.0\.1:\d+/desk ", printed)
+    assert re.search(r"http://127\.0\.0\.1:\d+/dashboard ", printed)
+    found = re.search(r"password for both \(this run only, not logged\): (\S+)", printed)
+    assert found is not None
+    password = found.group(1)
+    assert password not in caplog.text
+    assert await password_opens(tmp_path, [OWN_NAME, LEAD_NAME], password)
     assert "queue            waiting" in printed  # the periodic report
     assert "KCC demo stopped" in printed
     tokens = re.findall(r"kcc_[A-Za-z0-9_-]{20,}", printed)
@@ -153,6 +162,22 @@ async def test_demo_fills_and_drains_queues(
     assert closed_by_agents
     assert sum(1 for c in contacts if c["status"] == "closed") >= len(closed_by_agents)
     assert held_by_two_agents(events, {agent.id for agent in demo.agents}) == []
+
+
+async def password_opens(data_dir: Path, names: list[str], password: str) -> bool:
+    from desk.passwords import verify
+
+    engine = create_engine(sqlite_url(data_dir))
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                sa.text("SELECT name, password_hash FROM agent WHERE name IN (:a, :b)"),
+                {"a": names[0], "b": names[1]},
+            )
+            hashes = {row.name: row.password_hash for row in rows}
+    finally:
+        await engine.dispose()
+    return sorted(hashes) == sorted(names) and all(verify(h, password) for h in hashes.values())
 
 
 async def read_database(data_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
