@@ -80,6 +80,17 @@ local function forget(cid, rec)
     redis.call('SREM', QUEUES, rec.q)
   end
 end
+
+-- Byte order, as Redis orders equal scores; Lua's own `<` on strings follows the locale.
+local function bytes_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
 """
 
 # ARGV: P, contact_id, record JSON, queue, reqs, channel class, score, enqueued_at, member
@@ -150,17 +161,6 @@ local function number(s)
   if s == 'inf' then return math.huge end
   if s == '-inf' then return -math.huge end
   return tonumber(s)
-end
-
--- Byte order, as Redis orders equal scores; Lua's own `<` on strings follows the locale.
-local function bytes_before(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then
-      return x < y
-    end
-  end
-  return #a < #b
 end
 
 local function eligible(meta)
@@ -252,16 +252,6 @@ if not raw then
   return false
 end
 local rec = cjson.decode(raw)
-
-local function bytes_before(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then
-      return x < y
-    end
-  end
-  return #a < #b
-end
 
 local prefix = rec.c .. ':' .. rec.q .. '|'
 local ahead = 0
