@@ -92,6 +92,15 @@ async def load_contact(request: web.Request, services: Services, agent: Agent) -
     return contact
 
 
+async def staff_on_contact(request: web.Request) -> tuple[Services, Agent, Contact]:
+    """The start of every staff action on one contact: who asks, with a staff role, on a
+    contact they may see (404 otherwise, so references cannot be probed)."""
+    services = request.app[SERVICES]
+    agent = await authenticate(request, services)
+    require_role(agent, STAFF_ROLES)
+    return services, agent, await load_contact(request, services, agent)
+
+
 async def full_view(services: Services, contact: Contact) -> dict[str, Any]:
     store = services.store
     resident = await store.resident(contact.resident_id)
@@ -123,10 +132,7 @@ async def phone_call(services: Services, contact: Contact) -> dict[str, Any] | N
 
 
 async def get_contact(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    agent = await authenticate(request, services)
-    require_role(agent, STAFF_ROLES)
-    contact = await load_contact(request, services, agent)
+    services, agent, contact = await staff_on_contact(request)
     await record_view(request, services, agent, contact, "contact")
     return web.json_response(await full_view(services, contact))
 
@@ -141,10 +147,7 @@ def acting_agent(agent: Agent, contact: Contact) -> int | None:
 
 
 async def reply(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    agent = await authenticate(request, services)
-    require_role(agent, STAFF_ROLES)
-    contact = await load_contact(request, services, agent)
+    services, agent, contact = await staff_on_contact(request)
     body = ReplyRequest.model_validate(await request.json())
     acting_agent(agent, contact)
     if contact.status not in (Status.assigned, Status.answered, Status.waiting_on_resident):
@@ -191,10 +194,7 @@ async def reply(request: web.Request) -> web.Response:
 
 
 async def transfer(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    agent = await authenticate(request, services)
-    require_role(agent, STAFF_ROLES)
-    contact = await load_contact(request, services, agent)
+    services, agent, contact = await staff_on_contact(request)
     body = TransferRequest.model_validate(await request.json())
     owner = acting_agent(agent, contact)
     moved = await services.router.transfer(
@@ -209,10 +209,7 @@ async def transfer(request: web.Request) -> web.Response:
 
 
 async def wait_on_resident(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    agent = await authenticate(request, services)
-    require_role(agent, STAFF_ROLES)
-    contact = await load_contact(request, services, agent)
+    services, agent, contact = await staff_on_contact(request)
     body = WaitRequest.model_validate(await request.json())
     owner = acting_agent(agent, contact)
     held = contact.status in HELD_STATUSES
@@ -230,10 +227,7 @@ async def wait_on_resident(request: web.Request) -> web.Response:
 
 
 async def close(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    agent = await authenticate(request, services)
-    require_role(agent, STAFF_ROLES)
-    contact = await load_contact(request, services, agent)
+    services, agent, contact = await staff_on_contact(request)
     body = CloseRequest.model_validate(await request.json())
     if body.outcome not in services.config.outcomes:
         raise web.HTTPUnprocessableEntity(

@@ -18,7 +18,7 @@ from desk.audit import record_view
 from desk.sessions import desk_store
 from desk.views import desk_item
 from kcc.api.auth import LEAD_ROLES, STAFF_ROLES, authenticate, require_role
-from kcc.api.contacts import acting_agent, load_contact
+from kcc.api.contacts import acting_agent, staff_on_contact
 from kcc.api.schemas import Strict
 from kcc.api.views import contact_summary, iso
 from kcc.web_keys import SERVICES
@@ -59,10 +59,7 @@ async def my_list(request: web.Request) -> web.Response:
 
 async def take(request: web.Request) -> web.Response:
     """The agent opens a contact offered to them: it is theirs now (no longer a mere offer)."""
-    services = request.app[SERVICES]
-    agent = await authenticate(request, services)
-    require_role(agent, STAFF_ROLES)
-    contact = await load_contact(request, services, agent)
+    services, agent, contact = await staff_on_contact(request)
     if contact.assigned_agent_id != agent.id:
         raise web.HTTPForbidden(text="this contact is not assigned to you")
     if contact.taken_at is None and contact.status == Status.assigned:
@@ -74,10 +71,7 @@ async def take(request: web.Request) -> web.Response:
 
 async def callback(request: web.Request) -> web.Response:
     """A callback task: a new phone contact for the same resident, due at the chosen time."""
-    services = request.app[SERVICES]
-    agent = await authenticate(request, services)
-    require_role(agent, STAFF_ROLES)
-    contact = await load_contact(request, services, agent)
+    services, agent, contact = await staff_on_contact(request)
     body = CallbackRequest.model_validate(await request.json())
     acting_agent(agent, contact)
     now = services.clock.now()
@@ -135,10 +129,7 @@ async def callback(request: web.Request) -> web.Response:
 async def referral(request: web.Request) -> web.Response:
     """Refer the resident to a partner (WIJ-team, library help point) with a warm hand-over
     note; by default the contact is closed with the outcome `doorverwezen`."""
-    services = request.app[SERVICES]
-    agent = await authenticate(request, services)
-    require_role(agent, STAFF_ROLES)
-    contact = await load_contact(request, services, agent)
+    services, agent, contact = await staff_on_contact(request)
     body = ReferralRequest.model_validate(await request.json())
     owner = acting_agent(agent, contact)
     config = desk_config.load(services.settings.config_dir)
@@ -214,10 +205,7 @@ async def set_capacity(request: web.Request) -> web.Response:
 async def attachment(request: web.Request) -> web.StreamResponse:
     """An attachment of a contact: PDFs and images shown in the browser, anything else
     downloaded. Each view is audited."""
-    services = request.app[SERVICES]
-    agent = await authenticate(request, services)
-    require_role(agent, STAFF_ROLES)
-    contact = await load_contact(request, services, agent)
+    services, agent, contact = await staff_on_contact(request)
     try:
         wanted = int(request.match_info["attachment_id"])
     except ValueError as error:

@@ -6,11 +6,9 @@ from aiohttp import web
 from pydantic import Field
 
 from contacts.models import Status
-from kcc.api.auth import STAFF_ROLES, authenticate, require_role
-from kcc.api.contacts import acting_agent, load_contact
+from kcc.api.contacts import acting_agent, staff_on_contact
 from kcc.api.schemas import Strict
 from kcc.api.views import contact_summary
-from kcc.web_keys import SERVICES
 
 
 class NoteRequest(Strict):
@@ -21,10 +19,7 @@ async def set_note(request: web.Request) -> web.Response:
     """`POST /api/contacts/{ref}/note` {"note"}: the assigned agent or a team lead; also after
     closing, since a call's summary is often written when the call is over. The history records
     that the note changed and by whom, not its text (which may hold personal details)."""
-    services = request.app[SERVICES]
-    agent = await authenticate(request, services)
-    require_role(agent, STAFF_ROLES)
-    contact = await load_contact(request, services, agent)
+    services, agent, contact = await staff_on_contact(request)
     body = NoteRequest.model_validate(await request.json())
     owner = acting_agent(agent, contact)
     updated = await services.store.change(

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from kcc.api.auth import LEAD_ROLES, STAFF_ROLES, authenticate, require_role
-from kcc.api.contacts import acting_agent, load_contact
+from kcc.api.auth import LEAD_ROLES, authenticate, require_role
+from kcc.api.contacts import acting_agent, staff_on_contact
 from kcc.api.views import contact_summary, iso
 from kcc.web_keys import SERVICES
 from sla.report import norm_report
@@ -27,10 +27,7 @@ class ExtensionRequest(BaseModel):
 async def extension(request: web.Request) -> web.Response:
     """POST /api/contacts/{reference}/extension: the assigned agent or a team lead records a
     verdaging before the deadline; the resident is told on their channel."""
-    services = request.app[SERVICES]
-    agent = await authenticate(request, services)
-    require_role(agent, STAFF_ROLES)
-    contact = await load_contact(request, services, agent)
+    services, agent, contact = await staff_on_contact(request)
     body = ExtensionRequest.model_validate(await request.json())
     acting_agent(agent, contact)
     try:
